@@ -12,9 +12,12 @@
  * specific error (code + sentence naming the field path). PROTOCOL.md beside
  * this file is the normative specification; this header is its C binding.
  *
- * Decoded structures never own memory: strings point into the decoder's
- * msgpack zone (or into the body buffer) and stay valid until the next decode
- * on the same decoder or until it is destroyed.
+ * Decoded structures never own memory: strings and objects point into the
+ * decoder's private copy of the body and its msgpack zone, and stay valid
+ * until the next decode on the same decoder or until it is destroyed. The
+ * caller may release the body buffer (zmq_msg_close) right after decoding.
+ * Decoded strings are not NUL-terminated; an absent optional string has
+ * len 0 and ptr "" (never NULL).
  */
 #ifndef SCORELINE_PROTO_H
 #define SCORELINE_PROTO_H
@@ -30,11 +33,13 @@
 /* Limits (PROTOCOL.md "Limits"). Callers may configure a smaller max body. */
 #define PROTO_DEFAULT_MAX_BODY (4u * 1024u * 1024u) /* 4 MiB per message body */
 #define PROTO_MAX_JOB_ID 128                        /* bytes */
-#define PROTO_MAX_NAME 128 /* tenant, candidate ref, rubric id, worker id: bytes */
-#define PROTO_MAX_BATCH 10000  /* jobs in one SUBMIT */
-#define PROTO_MAX_CREDIT 10000 /* credit window announced by a worker */
-#define PROTO_HASH_HEX 64      /* SHA-256 as lowercase hex */
-#define PROTO_MAX_MESSAGE 1024 /* error message sentences: bytes */
+#define PROTO_MAX_NAME 128        /* tenant, candidate ref, rubric id, worker id: bytes */
+#define PROTO_MAX_BATCH 10000     /* jobs in one SUBMIT */
+#define PROTO_MAX_CREDIT 10000    /* credit window announced by a worker */
+#define PROTO_HASH_HEX 64         /* SHA-256 as lowercase hex */
+#define PROTO_MAX_MESSAGE 1024    /* error message sentences: bytes */
+#define PROTO_MAX_DEPTH 32        /* nested arrays/maps in a body, the body map included */
+#define PROTO_MAX_TTR_MS 3600000u /* time-to-run: 1 hour */
 
 typedef enum proto_cmd {
     PROTO_CMD_SUBMIT = 0, /* submitter -> broker */
@@ -93,18 +98,19 @@ typedef struct proto_str {
 
 /* One job, as submitted (SUBMIT.jobs[i]) and as delivered (JOB.job). */
 typedef struct proto_job {
-    proto_str_t job_id;        /* required, 1..128 bytes, the idempotency key */
-    proto_str_t tenant;        /* required, 1..128 bytes */
-    proto_str_t candidate;     /* optional */
-    proto_str_t rubric;        /* required rubric id */
-    proto_str_t rubric_hash;   /* optional, 64 lowercase hex: pins a version */
-    proto_str_t rubric_inline; /* optional rubric JSON text */
+    proto_str_t job_id;              /* required, 1..128 bytes, the idempotency key */
+    proto_str_t tenant;              /* required, 1..128 bytes */
+    proto_str_t candidate;           /* optional */
+    proto_str_t rubric;              /* required rubric id */
+    proto_str_t rubric_hash;         /* optional, 64 lowercase hex: pins a version */
+    proto_str_t rubric_inline;       /* optional rubric JSON text */
     const msgpack_object *responses; /* required map: item id -> response */
     uint32_t ttr_ms;                 /* optional time-to-run, 0 = broker default */
     const msgpack_object *raw;       /* the whole job map as decoded */
     /* Per-job validation outcome inside a SUBMIT batch: PROTO_OK or the
      * reason this one job is rejected (the rest of the batch still counts). */
     proto_error_t err;
+    const msgpack_object *meta; /* optional opaque map, passed through; NULL = absent */
 } proto_job_t;
 
 typedef struct proto_submit {
@@ -185,10 +191,10 @@ typedef struct proto_result {
     uint64_t started_us;
     uint64_t finished_us;
     uint64_t duration_us;
-    proto_str_t status;        /* "ok" | "error" */
-    proto_str_t error_code;    /* when status is "error" */
-    proto_str_t error_message; /* when status is "error" */
-    proto_str_t digest;        /* 64 hex when status is "ok" */
+    proto_str_t status;           /* "ok" | "error" */
+    proto_str_t error_code;       /* when status is "error" */
+    proto_str_t error_message;    /* when status is "error" */
+    proto_str_t digest;           /* 64 hex when status is "ok" */
     const msgpack_object *result; /* grading result map, when status is "ok" */
 } proto_result_t;
 
@@ -209,10 +215,10 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
                                   proto_rejected_t *out, proto_error_t *err);
 proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
                                 proto_result_t *out, proto_error_t *err);
-proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len,
-                               proto_ready_t *out, proto_error_t *err);
-proto_err_t proto_decode_job(proto_decoder_t *d, const void *body, size_t len,
-                             proto_jobmsg_t *out, proto_error_t *err);
+proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
+                               proto_error_t *err);
+proto_err_t proto_decode_job(proto_decoder_t *d, const void *body, size_t len, proto_jobmsg_t *out,
+                             proto_error_t *err);
 proto_err_t proto_decode_heartbeat(proto_decoder_t *d, const void *body, size_t len,
                                    proto_heartbeat_t *out, proto_error_t *err);
 proto_err_t proto_decode_disconnect(proto_decoder_t *d, const void *body, size_t len,
@@ -243,6 +249,9 @@ int proto_encode_disconnect(msgpack_sbuffer *buf, const proto_disconnect_t *m);
  * map, or NULL for an error result) are spliced unchanged under "result". */
 int proto_encode_result(msgpack_sbuffer *buf, const proto_result_t *m, const void *result_map,
                         size_t result_len);
+
+/* 1 when s is exactly PROTO_HASH_HEX lowercase hex digits. */
+int proto_is_hash_hex(proto_str_t s);
 
 /* Helpers for proto_str_t. */
 proto_str_t proto_str(const char *cstr);

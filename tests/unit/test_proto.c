@@ -1,0 +1,1367 @@
+/*
+ * test_proto.c - unit tests for the SCL1 wire protocol codecs (proto/).
+ *
+ * Every message type is round-tripped through its encoder and decoder; every
+ * way a body can be wrong (size, msgpack syntax, nesting, shape, types,
+ * ranges) is checked against the specific error code it must produce.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/proto.h"
+
+static const char HASH_A[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+static const char HASH_B[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+/* ---- A tiny msgpack body builder ---------------------------------------- */
+
+typedef struct body {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} body_t;
+
+static body_t *b_new(void)
+{
+    body_t *b = calloc(1, sizeof *b);
+    assert_non_null(b);
+    msgpack_sbuffer_init(&b->sb);
+    msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+    return b;
+}
+
+static void b_free(body_t *b)
+{
+    msgpack_sbuffer_destroy(&b->sb);
+    free(b);
+}
+
+static void b_map(body_t *b, uint32_t n)
+{
+    msgpack_pack_map(&b->pk, n);
+}
+static void b_arr(body_t *b, uint32_t n)
+{
+    msgpack_pack_array(&b->pk, n);
+}
+static void b_strn(body_t *b, const char *s, size_t n)
+{
+    msgpack_pack_str_with_body(&b->pk, s, n);
+}
+static void b_str(body_t *b, const char *s)
+{
+    b_strn(b, s, strlen(s));
+}
+static void b_uint(body_t *b, uint64_t u)
+{
+    msgpack_pack_uint64(&b->pk, u);
+}
+static void b_int(body_t *b, int64_t i)
+{
+    msgpack_pack_int64(&b->pk, i);
+}
+static void b_nil(body_t *b)
+{
+    msgpack_pack_nil(&b->pk);
+}
+static void b_raw(body_t *b, const void *p, size_t n)
+{
+    msgpack_sbuffer_write(&b->sb, p, n);
+}
+/* key + string value */
+static void b_kv(body_t *b, const char *k, const char *v)
+{
+    b_str(b, k);
+    b_str(b, v);
+}
+static void b_ku(body_t *b, const char *k, uint64_t v)
+{
+    b_str(b, k);
+    b_uint(b, v);
+}
+
+/* A minimal valid job record: 4 required keys plus `extra` caller-packed
+ * key/value pairs appended after them. */
+static void b_job(body_t *b, const char *id, uint32_t extra)
+{
+    b_map(b, 4 + extra);
+    b_kv(b, "job_id", id);
+    b_kv(b, "tenant", "acme");
+    b_kv(b, "rubric", "csm-smb");
+    b_str(b, "responses");
+    b_map(b, 2);
+    b_kv(b, "q1", "I would listen first.");
+    b_str(b, "q2");
+    b_arr(b, 3);
+    b_uint(b, 2);
+    b_uint(b, 0);
+    b_uint(b, 1);
+}
+
+/* SUBMIT with `n` minimal jobs. */
+static body_t *submit_body(uint32_t n)
+{
+    body_t *b = b_new();
+    b_map(b, 2);
+    b_ku(b, "seq", 7);
+    b_str(b, "jobs");
+    b_arr(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "job-%u", i);
+        b_job(b, id, 0);
+    }
+    return b;
+}
+
+/* SUBMIT {"jobs": [ one job with the given extra key/values ]}: the caller
+ * packs `extra` pairs after calling this. */
+static body_t *submit_one_job_start(uint32_t extra)
+{
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_job(b, "j1", extra);
+    return b;
+}
+
+static proto_decoder_t *dec;
+
+static int setup(void **state)
+{
+    dec = proto_decoder_new(0);
+    return dec ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    proto_decoder_destroy(&dec);
+    return 0;
+}
+
+static proto_str_t S(const char *s)
+{
+    return proto_str(s);
+}
+
+/* Decode a SUBMIT with exactly one job and return that job's error code. */
+static proto_err_t single_job_error(body_t *b, proto_submit_t *out)
+{
+    proto_error_t err;
+    proto_err_t rc = proto_decode_submit(dec, b->sb.data, b->sb.size, out, &err);
+    assert_int_equal(rc, PROTO_OK);
+    assert_int_equal(out->njobs, 1);
+    return out->jobs[0].err.code;
+}
+
+/* ---- Names --------------------------------------------------------------- */
+
+static void test_commands_parse_and_print(void **state)
+{
+    for (int i = 0; i < PROTO_CMD_COUNT; i++) {
+        const char *name = proto_cmd_name((proto_cmd_t)i);
+        proto_cmd_t c;
+        assert_int_equal(proto_cmd_parse(name, strlen(name), &c), PROTO_OK);
+        assert_int_equal(c, i);
+    }
+    proto_cmd_t c;
+    assert_int_equal(proto_cmd_parse("SUBMITX", 7, &c), PROTO_ERR_COMMAND);
+    assert_int_equal(proto_cmd_parse("SUBMI", 5, &c), PROTO_ERR_COMMAND);
+    assert_int_equal(proto_cmd_parse("submit", 6, &c), PROTO_ERR_COMMAND);
+    assert_int_equal(proto_cmd_parse("", 0, &c), PROTO_ERR_COMMAND);
+    assert_string_equal(proto_cmd_name(PROTO_CMD_HEARTBEAT), "HEARTBEAT");
+    assert_string_equal(proto_cmd_name(PROTO_CMD_COUNT), "UNKNOWN");
+}
+
+static void test_signature_is_exactly_scl1(void **state)
+{
+    assert_true(proto_signature_ok("SCL1", 4));
+    assert_false(proto_signature_ok("SCL2", 4));
+    assert_false(proto_signature_ok("SCL1\0", 5));
+    assert_false(proto_signature_ok("SCL", 3));
+    assert_false(proto_signature_ok(NULL, 0));
+}
+
+static void test_every_error_has_a_sentence_and_a_wire_code(void **state)
+{
+    for (int i = 0; i < PROTO_ERR_COUNT; i++) {
+        assert_true(strlen(proto_strerror((proto_err_t)i)) > 0);
+        assert_true(strlen(proto_err_code((proto_err_t)i)) > 0);
+    }
+    assert_string_equal(proto_err_code(PROTO_ERR_MALFORMED), "malformed_message");
+    assert_string_equal(proto_err_code(PROTO_ERR_MISSING_FIELD), "missing_field");
+    assert_string_equal(proto_err_code(PROTO_ERR_WRONG_TYPE), "wrong_type");
+    assert_string_equal(proto_err_code(PROTO_ERR_BAD_VALUE), "bad_value");
+    assert_string_equal(proto_err_code(PROTO_ERR_SIGNATURE), "bad_signature");
+    assert_string_equal(proto_state_name(PROTO_STATE_DONE), "done");
+}
+
+static void test_str_helpers(void **state)
+{
+    char buf[4];
+    assert_true(proto_str_eq(S("abc"), "abc"));
+    assert_false(proto_str_eq(S("abc"), "abcd"));
+    assert_true(proto_str_eq(proto_str(NULL), ""));
+    assert_string_equal(proto_str_copy(S("abcdef"), buf, sizeof buf), "abc");
+    assert_true(proto_is_hash_hex(S(HASH_A)));
+    assert_false(proto_is_hash_hex(S("0123")));
+    assert_int_equal(proto_strn("xy", 0).len, 0);
+}
+
+/* ---- Round trips --------------------------------------------------------- */
+
+static void test_submit_round_trip_keeps_every_field(void **state)
+{
+    /* Source job: decode a hand-built record to get msgpack objects. */
+    body_t *src = b_new();
+    b_map(src, 2);
+    b_str(src, "responses");
+    b_map(src, 2);
+    b_kv(src, "q1", "Hello");
+    b_str(src, "q2");
+    b_map(src, 1);
+    b_ku(src, "order", 3);
+    b_str(src, "meta");
+    b_map(src, 1);
+    b_kv(src, "source", "ats");
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    msgpack_object so;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(src->sb.data, src->sb.size, &off, &z, &so),
+                     MSGPACK_UNPACK_SUCCESS);
+
+    proto_job_t job = {0};
+    job.job_id = S("a-1");
+    job.tenant = S("acme");
+    job.candidate = S("cand-9");
+    job.rubric = S("csm-smb");
+    job.rubric_hash = S(HASH_A);
+    job.rubric_inline = S("{\"id\":\"csm-smb\"}");
+    job.responses = &so.via.map.ptr[0].val;
+    job.ttr_ms = 30000;
+    job.meta = &so.via.map.ptr[1].val;
+
+    msgpack_sbuffer j1, j2, out;
+    msgpack_sbuffer_init(&j1);
+    msgpack_sbuffer_init(&j2);
+    msgpack_sbuffer_init(&out);
+    assert_int_equal(proto_encode_job_record(&j1, &job), 0);
+    job.job_id = S("a-2");
+    job.candidate = proto_str(NULL);
+    job.rubric_hash = proto_str(NULL);
+    job.rubric_inline = proto_str(NULL);
+    job.ttr_ms = 0;
+    job.meta = NULL;
+    assert_int_equal(proto_encode_job_record(&j2, &job), 0);
+    const msgpack_sbuffer *maps[] = {&j1, &j2};
+    assert_int_equal(proto_encode_submit(&out, 42, maps, 2), 0);
+
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, out.data, out.size, &m, &err), PROTO_OK);
+    assert_int_equal(err.code, PROTO_OK);
+    assert_int_equal(m.seq, 42);
+    assert_int_equal(m.njobs, 2);
+    const proto_job_t *a = &m.jobs[0], *b = &m.jobs[1];
+    assert_int_equal(a->err.code, PROTO_OK);
+    assert_true(proto_str_eq(a->job_id, "a-1"));
+    assert_true(proto_str_eq(a->tenant, "acme"));
+    assert_true(proto_str_eq(a->candidate, "cand-9"));
+    assert_true(proto_str_eq(a->rubric, "csm-smb"));
+    assert_true(proto_str_eq(a->rubric_hash, HASH_A));
+    assert_true(proto_str_eq(a->rubric_inline, "{\"id\":\"csm-smb\"}"));
+    assert_int_equal(a->ttr_ms, 30000);
+    assert_non_null(a->responses);
+    assert_int_equal(a->responses->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(a->responses->via.map.size, 2);
+    assert_non_null(a->meta);
+    assert_int_equal(a->meta->via.map.size, 1);
+    assert_non_null(a->raw);
+    assert_int_equal(b->err.code, PROTO_OK);
+    assert_true(proto_str_eq(b->job_id, "a-2"));
+    assert_int_equal(b->candidate.len, 0);
+    assert_non_null(b->candidate.ptr);
+    assert_int_equal(b->rubric_hash.len, 0);
+    assert_int_equal(b->ttr_ms, 0);
+    assert_null(b->meta);
+
+    /* Re-encoding a decoded job gives the same bytes (deterministic). */
+    msgpack_sbuffer again;
+    msgpack_sbuffer_init(&again);
+    assert_int_equal(proto_encode_job_record(&again, a), 0);
+    assert_int_equal(again.size, j1.size);
+    assert_memory_equal(again.data, j1.data, j1.size);
+
+    msgpack_sbuffer_destroy(&again);
+    msgpack_sbuffer_destroy(&j1);
+    msgpack_sbuffer_destroy(&j2);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&z);
+    b_free(src);
+}
+
+/* The worked example of PROTOCOL.md: these exact bytes. */
+static void test_minimal_submit_matches_the_documented_bytes(void **state)
+{
+    static const unsigned char expected[] = {
+        0x82, 0xa3, 's',  'e', 'q',  0x01, 0xa4, 'j',  'o',  'b',  's', 0x91, 0x84, 0xa6,
+        'j',  'o',  'b',  '_', 'i',  'd',  0xa2, 'a',  '1',  0xa6, 't', 'e',  'n',  'a',
+        'n',  't',  0xa4, 'a', 'c',  'm',  'e',  0xa6, 'r',  'u',  'b', 'r',  'i',  'c',
+        0xa7, 'c',  's',  'm', '-',  's',  'm',  'b',  0xa9, 'r',  'e', 's',  'p',  'o',
+        'n',  's',  'e',  's', 0x81, 0xa2, 'q',  '1',  0xa5, 'H',  'e', 'l',  'l',  'o',
+    };
+    body_t *r = b_new();
+    b_map(r, 1);
+    b_kv(r, "q1", "Hello");
+    msgpack_zone z;
+    msgpack_zone_init(&z, 256);
+    msgpack_object ro;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(r->sb.data, r->sb.size, &off, &z, &ro), MSGPACK_UNPACK_SUCCESS);
+    proto_job_t job = {0};
+    job.job_id = S("a1");
+    job.tenant = S("acme");
+    job.rubric = S("csm-smb");
+    job.responses = &ro;
+    msgpack_sbuffer jm, out;
+    msgpack_sbuffer_init(&jm);
+    msgpack_sbuffer_init(&out);
+    assert_int_equal(proto_encode_job_record(&jm, &job), 0);
+    const msgpack_sbuffer *maps[] = {&jm};
+    assert_int_equal(proto_encode_submit(&out, 1, maps, 1), 0);
+    assert_int_equal(out.size, sizeof expected);
+    assert_memory_equal(out.data, expected, sizeof expected);
+    msgpack_sbuffer_destroy(&jm);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_zone_destroy(&z);
+    b_free(r);
+}
+
+static void test_accepted_round_trip(void **state)
+{
+    proto_accepted_job_t js[3] = {
+        {S("a"), PROTO_STATE_QUEUED, 0},
+        {S("b"), PROTO_STATE_RUNNING, 1},
+        {S("c"), PROTO_STATE_DONE, 1},
+    };
+    proto_accepted_t m = {.seq = 9, .njobs = 3, .jobs = js};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_accepted(&sb, &m), 0);
+    proto_accepted_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_accepted(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.seq, 9);
+    assert_int_equal(d.njobs, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(proto_str_eq(d.jobs[i].job_id, (const char[]){(char)('a' + i), 0}));
+        assert_int_equal(d.jobs[i].state, js[i].state);
+        assert_int_equal(d.jobs[i].duplicate, js[i].duplicate);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_rejected_round_trip(void **state)
+{
+    proto_rejected_job_t js[2] = {
+        {S("a"), S("queue_full"), S("the queue holds 100000 jobs; retry later")},
+        {proto_str(NULL), S("missing_field"), S("jobs[1].job_id: required field is missing")},
+    };
+    proto_rejected_t m = {
+        .seq = 3, .code = S("job_errors"), .message = S("2 jobs refused"), .njobs = 2, .jobs = js};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_rejected(&sb, &m), 0);
+    proto_rejected_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_rejected(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.seq, 3);
+    assert_true(proto_str_eq(d.code, "job_errors"));
+    assert_true(proto_str_eq(d.message, "2 jobs refused"));
+    assert_int_equal(d.njobs, 2);
+    assert_true(proto_str_eq(d.jobs[0].job_id, "a"));
+    assert_true(proto_str_eq(d.jobs[0].code, "queue_full"));
+    assert_int_equal(d.jobs[1].job_id.len, 0);
+    assert_true(proto_str_eq(d.jobs[1].message, "jobs[1].job_id: required field is missing"));
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Message-level rejection: no jobs. */
+    proto_rejected_t ml = {.seq = 0, .code = S("malformed_message"), .message = S("bad")};
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_rejected(&sb, &ml), 0);
+    assert_int_equal(proto_decode_rejected(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.njobs, 0);
+    assert_true(proto_str_eq(d.code, "malformed_message"));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_rejected_long_message_is_cut_on_a_utf8_boundary(void **state)
+{
+    char *msg = malloc(2000);
+    assert_non_null(msg);
+    /* "é" is 2 bytes: 1000 of them cross the 1024-byte cap mid-character
+     * unless the encoder backs up. Start with one ASCII byte to misalign. */
+    msg[0] = 'x';
+    for (int i = 0; i < 999; i++) {
+        msg[1 + 2 * i] = (char)0xc3;
+        msg[2 + 2 * i] = (char)0xa9;
+    }
+    proto_rejected_t m = {.code = S("bad_value"), .message = proto_strn(msg, 1999)};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_rejected(&sb, &m), 0);
+    proto_rejected_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_rejected(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.message.len, 1023);
+    assert_int_equal((unsigned char)d.message.ptr[1022], 0xa9);
+    msgpack_sbuffer_destroy(&sb);
+    free(msg);
+}
+
+static void test_ready_round_trip(void **state)
+{
+    proto_ready_t m = {S("host:42:abcd"), 64, S("scoreline-grading/0.1.0")};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_ready(&sb, &m), 0);
+    proto_ready_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_ready(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_true(proto_str_eq(d.worker, "host:42:abcd"));
+    assert_int_equal(d.credit, 64);
+    assert_true(proto_str_eq(d.engine, "scoreline-grading/0.1.0"));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_job_round_trip_splices_the_job_map_unchanged(void **state)
+{
+    /* A job map with an unknown key: it must survive the splice verbatim. */
+    body_t *jm = b_new();
+    b_job(jm, "j-77", 1);
+    b_kv(jm, "x_future", "kept");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(
+        proto_encode_job(&sb, 2, 1700000000123456ull, 60000, S(HASH_B), jm->sb.data, jm->sb.size),
+        0);
+    assert_true(sb.size > jm->sb.size);
+    assert_memory_equal(sb.data + sb.size - jm->sb.size, jm->sb.data, jm->sb.size);
+    proto_jobmsg_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_job(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.attempt, 2);
+    assert_int_equal(d.accepted_us, 1700000000123456ull);
+    assert_int_equal(d.ttr_ms, 60000);
+    assert_true(proto_str_eq(d.rubric_hash, HASH_B));
+    assert_true(proto_str_eq(d.job.job_id, "j-77"));
+    assert_true(proto_str_eq(d.job.rubric, "csm-smb"));
+    assert_int_equal(d.job.err.code, PROTO_OK);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Without a resolved hash the key is left out. */
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_job(&sb, 1, 5, 1000, proto_str(NULL), jm->sb.data, jm->sb.size),
+                     0);
+    assert_int_equal(proto_decode_job(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_int_equal(d.rubric_hash.len, 0);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(jm);
+}
+
+static void test_heartbeat_and_disconnect_round_trip(void **state)
+{
+    msgpack_sbuffer sb;
+    proto_error_t err;
+    msgpack_sbuffer_init(&sb);
+    proto_heartbeat_t hb = {17};
+    assert_int_equal(proto_encode_heartbeat(&sb, &hb), 0);
+    proto_heartbeat_t hd;
+    assert_int_equal(proto_decode_heartbeat(dec, sb.data, sb.size, &hd, &err), PROTO_OK);
+    assert_int_equal(hd.inflight, 17);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* An empty map is a valid HEARTBEAT. */
+    assert_int_equal(proto_decode_heartbeat(dec, "\x80", 1, &hd, &err), PROTO_OK);
+    assert_int_equal(hd.inflight, 0);
+
+    msgpack_sbuffer_init(&sb);
+    proto_disconnect_t dc = {S("unknown_worker")};
+    assert_int_equal(proto_encode_disconnect(&sb, &dc), 0);
+    proto_disconnect_t dd;
+    assert_int_equal(proto_decode_disconnect(dec, sb.data, sb.size, &dd, &err), PROTO_OK);
+    assert_true(proto_str_eq(dd.reason, "unknown_worker"));
+    msgpack_sbuffer_destroy(&sb);
+
+    msgpack_sbuffer_init(&sb);
+    proto_disconnect_t none = {proto_str(NULL)};
+    assert_int_equal(proto_encode_disconnect(&sb, &none), 0);
+    assert_int_equal(sb.size, 1); /* {} */
+    assert_int_equal(proto_decode_disconnect(dec, sb.data, sb.size, &dd, &err), PROTO_OK);
+    assert_int_equal(dd.reason.len, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static proto_result_t sample_result(void)
+{
+    proto_result_t m = {0};
+    m.job_id = S("j-1");
+    m.tenant = S("acme");
+    m.candidate = S("c-3");
+    m.rubric = S("csm-smb");
+    m.rubric_hash = S(HASH_A);
+    m.engine = S("scoreline-grading/0.1.0");
+    m.worker = S("w1:100:ff");
+    m.attempt = 1;
+    m.accepted_us = 1000;
+    m.started_us = 2000;
+    m.finished_us = 2500;
+    m.duration_us = 500;
+    return m;
+}
+
+static void test_result_ok_round_trip_splices_result_map(void **state)
+{
+    body_t *rm = b_new();
+    b_map(rm, 2);
+    b_ku(rm, "score", 8750);
+    b_kv(rm, "decision", "advance");
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, rm->sb.data, rm->sb.size), 0);
+    assert_non_null(memmem(sb.data, sb.size, rm->sb.data, rm->sb.size));
+    proto_result_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_true(proto_str_eq(d.job_id, "j-1"));
+    assert_true(proto_str_eq(d.tenant, "acme"));
+    assert_true(proto_str_eq(d.candidate, "c-3"));
+    assert_true(proto_str_eq(d.rubric, "csm-smb"));
+    assert_true(proto_str_eq(d.rubric_hash, HASH_A));
+    assert_true(proto_str_eq(d.engine, "scoreline-grading/0.1.0"));
+    assert_true(proto_str_eq(d.worker, "w1:100:ff"));
+    assert_int_equal(d.attempt, 1);
+    assert_int_equal(d.accepted_us, 1000);
+    assert_int_equal(d.started_us, 2000);
+    assert_int_equal(d.finished_us, 2500);
+    assert_int_equal(d.duration_us, 500);
+    assert_true(proto_str_eq(d.status, "ok"));
+    assert_true(proto_str_eq(d.digest, HASH_B));
+    assert_non_null(d.result);
+    assert_int_equal(d.result->via.map.size, 2);
+    assert_int_equal(d.error_code.len, 0);
+
+    /* Same input, same bytes. */
+    msgpack_sbuffer sb2;
+    msgpack_sbuffer_init(&sb2);
+    assert_int_equal(proto_encode_result(&sb2, &m, rm->sb.data, rm->sb.size), 0);
+    assert_int_equal(sb2.size, sb.size);
+    assert_memory_equal(sb2.data, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb2);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(rm);
+}
+
+static void test_result_error_round_trip(void **state)
+{
+    proto_result_t m = sample_result();
+    m.rubric_hash = proto_str(NULL);
+    m.candidate = proto_str(NULL);
+    m.status = S("error");
+    m.error_code = S("unknown_rubric");
+    m.error_message = S("rubric \"csm-smb\" is not in Redis and no rubric_inline was given");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, NULL, 0), 0);
+    proto_result_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_true(proto_str_eq(d.status, "error"));
+    assert_true(proto_str_eq(d.error_code, "unknown_rubric"));
+    assert_true(proto_str_eq(d.error_message, m.error_message.ptr));
+    assert_int_equal(d.rubric_hash.len, 0);
+    assert_null(d.result);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_encoders_refuse_to_splice_what_is_not_one_map(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_job(&sb, 1, 1, 1, proto_str(NULL), "\x91\x01", 2), -1);
+    assert_int_equal(proto_encode_job(&sb, 1, 1, 1, proto_str(NULL), "\x81\xa1x", 3), -1);
+    assert_int_equal(proto_encode_job(&sb, 1, 1, 1, proto_str(NULL), "\x80\x80", 2), -1);
+    assert_int_equal(proto_encode_job(&sb, 1, 1, 1, proto_str(NULL), NULL, 0), -1);
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_A);
+    assert_int_equal(proto_encode_result(&sb, &m, NULL, 0), -1);
+    m.status = S("maybe");
+    assert_int_equal(proto_encode_result(&sb, &m, "\x80", 1), -1);
+    proto_job_t job = {0};
+    assert_int_equal(proto_encode_job_record(&sb, &job), -1); /* no responses */
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- Message-level rejections -------------------------------------------- */
+
+static void test_rejects_body_over_max_body_before_unpacking(void **state)
+{
+    proto_decoder_t *small = proto_decoder_new(64);
+    assert_non_null(small);
+    body_t *b = submit_body(2);
+    assert_true(b->sb.size > 64);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(small, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_TOO_LARGE);
+    assert_int_equal(err.code, PROTO_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.message, "limit is 64"));
+    /* Garbage over the limit is TOO_LARGE, not MALFORMED: size comes first. */
+    char junk[65];
+    memset(junk, 0xc1, sizeof junk);
+    assert_int_equal(
+        proto_decode_heartbeat(small, junk, sizeof junk, &(proto_heartbeat_t){0}, &err),
+        PROTO_ERR_TOO_LARGE);
+    proto_decoder_destroy(&small);
+    assert_null(small);
+    b_free(b);
+}
+
+static void test_rejects_bytes_that_are_not_msgpack(void **state)
+{
+    proto_heartbeat_t hb;
+    proto_error_t err;
+    assert_int_equal(proto_decode_heartbeat(dec, "\xc1", 1, &hb, &err), PROTO_ERR_MALFORMED);
+    assert_int_equal(proto_decode_heartbeat(dec, "", 0, &hb, &err), PROTO_ERR_MALFORMED);
+    /* JSON text: '{' is a fixint followed by trailing bytes. */
+    assert_int_equal(proto_decode_heartbeat(dec, "{\"a\":1}", 7, &hb, &err), PROTO_ERR_MALFORMED);
+    assert_int_equal(proto_decode_heartbeat(dec, "\x81\xc1\x01", 3, &hb, &err),
+                     PROTO_ERR_MALFORMED);
+}
+
+static void test_rejects_every_truncated_prefix_of_a_submit(void **state)
+{
+    body_t *b = submit_body(3);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    for (size_t n = 0; n < b->sb.size; n++) {
+        proto_err_t rc = proto_decode_submit(dec, b->sb.data, n, &m, &err);
+        if (rc != PROTO_ERR_MALFORMED)
+            fail_msg("prefix of %zu bytes gave %s (%s)", n, proto_err_code(rc), err.message);
+    }
+    b_free(b);
+}
+
+static void test_rejects_trailing_bytes_after_the_body(void **state)
+{
+    body_t *b = submit_body(1);
+    b_uint(b, 0);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_non_null(strstr(err.message, "trailing"));
+    /* Two maps back to back are also one too many. */
+    assert_int_equal(proto_decode_heartbeat(dec, "\x80\x80", 2, &(proto_heartbeat_t){0}, &err),
+                     PROTO_ERR_MALFORMED);
+    b_free(b);
+}
+
+static void test_rejects_a_body_that_is_not_a_map(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, "\x91\x80", 2, &m, &err), PROTO_ERR_NOT_MAP);
+    assert_string_equal(err.message, "body: expected a map, got an array");
+    assert_int_equal(proto_decode_submit(dec,
+                                         "\xa3"
+                                         "abc",
+                                         4, &m, &err),
+                     PROTO_ERR_NOT_MAP);
+    assert_int_equal(proto_decode_submit(dec, "\x05", 1, &m, &err), PROTO_ERR_NOT_MAP);
+    assert_int_equal(proto_decode_submit(dec, "\xc0", 1, &m, &err), PROTO_ERR_NOT_MAP);
+}
+
+static void test_rejects_non_string_and_duplicate_keys(void **state)
+{
+    proto_heartbeat_t hb;
+    proto_error_t err;
+    /* {1: 2} */
+    assert_int_equal(proto_decode_heartbeat(dec, "\x81\x01\x02", 3, &hb, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_non_null(strstr(err.message, "keys must be strings"));
+    /* {"inflight": 1, "inflight": 2} */
+    body_t *b = b_new();
+    b_map(b, 2);
+    b_ku(b, "inflight", 1);
+    b_ku(b, "inflight", 2);
+    assert_int_equal(proto_decode_heartbeat(dec, b->sb.data, b->sb.size, &hb, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_non_null(strstr(err.message, "duplicate key \"inflight\""));
+    b_free(b);
+}
+
+static void test_submit_without_jobs_array_fails_the_message(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_ku(b, "seq", 1);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "jobs: required field is missing");
+    b_free(b);
+
+    b = b_new();
+    b_map(b, 1);
+    b_kv(b, "jobs", "all of them");
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_WRONG_TYPE);
+    assert_string_equal(err.message, "jobs: expected an array, got a string");
+    b_free(b);
+
+    b = b_new();
+    b_map(b, 2);
+    b_str(b, "seq");
+    b_int(b, -1);
+    b_str(b, "jobs");
+    b_arr(b, 0);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(err.message, "seq:"));
+    b_free(b);
+}
+
+static void test_submit_with_empty_batch_is_rejected(void **state)
+{
+    body_t *b = submit_body(0);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(err.message, "jobs:"));
+    b_free(b);
+}
+
+static void test_submit_with_too_many_jobs_is_rejected(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    /* 10001 nils: the count is checked before any job is looked at. */
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, PROTO_MAX_BATCH + 1);
+    for (int i = 0; i < PROTO_MAX_BATCH + 1; i++)
+        b_nil(b);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_BATCH_TOO_LARGE);
+    b_free(b);
+
+    /* Exactly the limit is fine. */
+    b = submit_body(PROTO_MAX_BATCH);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.njobs, PROTO_MAX_BATCH);
+    assert_true(proto_str_eq(m.jobs[PROTO_MAX_BATCH - 1].job_id, "job-9999"));
+    b_free(b);
+}
+
+static void test_memory_bomb_headers_are_refused_without_allocating(void **state)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } bombs[] = {
+        {"\xdd\xff\xff\xff\xff", 5},                  /* array32 of 4G */
+        {"\xdf\xff\xff\xff\xff", 5},                  /* map32 of 4G */
+        {"\xdd\x0f\xff\xff\xff\xc0", 6},              /* array32 of 268M, one nil */
+        {"\xdc\xff\xff", 3},                          /* array16 */
+        {"\xde\xff\xff\x01", 4},                      /* map16 */
+        {"\xdb\xff\xff\xff\xff", 5},                  /* str32 */
+        {"\xc6\xff\xff\xff\xff", 5},                  /* bin32 */
+        {"\xc9\xff\xff\xff\xff\x01", 6},              /* ext32 */
+        {"\x81\xa4jobs\xdd\xff\xff\xff\xff", 11},     /* nested in a map */
+        {"\x81\xa4jobs\x91\xdf\x7f\xff\xff\xff", 12}, /* nested twice */
+    };
+    proto_submit_t m;
+    proto_error_t err;
+    for (size_t i = 0; i < sizeof bombs / sizeof bombs[0]; i++) {
+        proto_err_t rc = proto_decode_submit(dec, bombs[i].bytes, bombs[i].len, &m, &err);
+        if (rc != PROTO_ERR_MALFORMED)
+            fail_msg("bomb %zu gave %s (%s)", i, proto_err_code(rc), err.message);
+    }
+}
+
+/* A HEARTBEAT whose unknown key "x" holds `levels` nested arrays. */
+static body_t *nested_body(int levels)
+{
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "x");
+    for (int i = 0; i < levels - 1; i++)
+        b_arr(b, 1);
+    b_arr(b, 0);
+    return b;
+}
+
+static void test_nesting_deeper_than_the_limit_is_refused(void **state)
+{
+    proto_heartbeat_t hb;
+    proto_error_t err;
+    /* The body map plus 31 arrays: exactly PROTO_MAX_DEPTH levels. */
+    body_t *b = nested_body(PROTO_MAX_DEPTH - 1);
+    assert_int_equal(proto_decode_heartbeat(dec, b->sb.data, b->sb.size, &hb, &err), PROTO_OK);
+    b_free(b);
+    b = nested_body(PROTO_MAX_DEPTH);
+    assert_int_equal(proto_decode_heartbeat(dec, b->sb.data, b->sb.size, &hb, &err),
+                     PROTO_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.message, "nested deeper than 32"));
+    b_free(b);
+    b = nested_body(1000);
+    assert_int_equal(proto_decode_heartbeat(dec, b->sb.data, b->sb.size, &hb, &err),
+                     PROTO_ERR_TOO_LARGE);
+    b_free(b);
+}
+
+/* ---- Per-job validation -------------------------------------------------- */
+
+static void test_bad_jobs_in_a_batch_leave_valid_jobs_intact(void **state)
+{
+    body_t *b = b_new();
+    b_map(b, 2);
+    b_ku(b, "seq", 5);
+    b_str(b, "jobs");
+    b_arr(b, 5);
+    b_job(b, "ok-0", 0);
+    /* 1: no tenant */
+    b_map(b, 3);
+    b_kv(b, "job_id", "no-tenant");
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    /* 2: integer job id */
+    b_map(b, 4);
+    b_str(b, "job_id");
+    b_uint(b, 12);
+    b_kv(b, "tenant", "t");
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    /* 3: not a map */
+    b_str(b, "job");
+    b_job(b, "ok-4", 0);
+
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(err.code, PROTO_OK);
+    assert_int_equal(m.seq, 5);
+    assert_int_equal(m.njobs, 5);
+    assert_int_equal(m.jobs[0].err.code, PROTO_OK);
+    assert_true(proto_str_eq(m.jobs[0].job_id, "ok-0"));
+    assert_int_equal(m.jobs[1].err.code, PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(m.jobs[1].err.message, "jobs[1].tenant: required field is missing");
+    assert_true(proto_str_eq(m.jobs[1].job_id, "no-tenant")); /* still named */
+    assert_int_equal(m.jobs[2].err.code, PROTO_ERR_WRONG_TYPE);
+    assert_string_equal(m.jobs[2].err.message, "jobs[2].job_id: expected a string, got an integer");
+    assert_int_equal(m.jobs[2].job_id.len, 0);
+    assert_int_equal(m.jobs[3].err.code, PROTO_ERR_NOT_MAP);
+    assert_string_equal(m.jobs[3].err.message, "jobs[3]: expected a map, got a string");
+    assert_int_equal(m.jobs[4].err.code, PROTO_OK);
+    assert_true(proto_str_eq(m.jobs[4].job_id, "ok-4"));
+    assert_true(proto_str_eq(m.jobs[4].tenant, "acme"));
+    assert_int_equal(m.jobs[4].responses->via.map.size, 2);
+    b_free(b);
+}
+
+static void test_rubric_hash_must_be_64_lowercase_hex(void **state)
+{
+    static const char *bad[] = {
+        "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",  /* upper */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",   /* 63 */
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", /* 65 */
+        "g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",  /* g */
+    };
+    proto_submit_t m;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        body_t *b = submit_one_job_start(1);
+        b_kv(b, "rubric_hash", bad[i]);
+        assert_int_equal(single_job_error(b, &m), PROTO_ERR_BAD_VALUE);
+        assert_non_null(strstr(m.jobs[0].err.message, "jobs[0].rubric_hash:"));
+        b_free(b);
+    }
+    body_t *b = submit_one_job_start(1);
+    b_kv(b, "rubric_hash", HASH_A);
+    assert_int_equal(single_job_error(b, &m), PROTO_OK);
+    assert_true(proto_str_eq(m.jobs[0].rubric_hash, HASH_A));
+    b_free(b);
+    /* "" means absent. */
+    b = submit_one_job_start(1);
+    b_kv(b, "rubric_hash", "");
+    assert_int_equal(single_job_error(b, &m), PROTO_OK);
+    assert_int_equal(m.jobs[0].rubric_hash.len, 0);
+    b_free(b);
+}
+
+static void test_ids_and_names_are_length_checked(void **state)
+{
+    char id[PROTO_MAX_JOB_ID + 2];
+    memset(id, 'x', sizeof id);
+    id[PROTO_MAX_JOB_ID] = '\0';
+    proto_submit_t m;
+
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 3);
+    b_job(b, id, 0); /* 128 bytes: fine */
+    id[PROTO_MAX_JOB_ID] = 'x';
+    id[PROTO_MAX_JOB_ID + 1] = '\0';
+    b_job(b, id, 0); /* 129 bytes */
+    b_job(b, "", 0); /* empty */
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.jobs[0].err.code, PROTO_OK);
+    assert_int_equal(m.jobs[0].job_id.len, PROTO_MAX_JOB_ID);
+    assert_int_equal(m.jobs[1].err.code, PROTO_ERR_BAD_VALUE);
+    assert_string_equal(m.jobs[1].err.message, "jobs[1].job_id: 129 bytes, the limit is 128");
+    assert_int_equal(m.jobs[2].err.code, PROTO_ERR_BAD_VALUE);
+    assert_string_equal(m.jobs[2].err.message, "jobs[2].job_id: must not be empty");
+    b_free(b);
+
+    b = submit_one_job_start(1);
+    b_kv(b, "candidate", id);
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_BAD_VALUE);
+    b_free(b);
+}
+
+static void test_ids_must_be_utf8_without_control_characters(void **state)
+{
+    proto_submit_t m;
+    const char *bad[] = {"a\nb", "a\x7f", "\xc3\x28", "\xed\xa0\x80" /* surrogate */,
+                         "\xc0\xaf" /* overlong */};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        body_t *b = b_new();
+        b_map(b, 1);
+        b_str(b, "jobs");
+        b_arr(b, 1);
+        b_job(b, bad[i], 0);
+        assert_int_equal(single_job_error(b, &m), PROTO_ERR_BAD_VALUE);
+        b_free(b);
+    }
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_job(b, "r\xc3\xa9sum\xc3\xa9-\xf0\x9f\x93\x9d", 0);
+    assert_int_equal(single_job_error(b, &m), PROTO_OK);
+    b_free(b);
+}
+
+static void test_ttr_ms_is_range_checked(void **state)
+{
+    proto_submit_t m;
+    body_t *b = submit_one_job_start(1);
+    b_ku(b, "ttr_ms", PROTO_MAX_TTR_MS + 1);
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_BAD_VALUE);
+    b_free(b);
+    b = submit_one_job_start(1);
+    b_str(b, "ttr_ms");
+    msgpack_pack_double(&b->pk, 1.5);
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_WRONG_TYPE);
+    assert_string_equal(m.jobs[0].err.message,
+                        "jobs[0].ttr_ms: expected an unsigned integer, got a float");
+    b_free(b);
+    b = submit_one_job_start(1);
+    b_ku(b, "ttr_ms", PROTO_MAX_TTR_MS);
+    assert_int_equal(single_job_error(b, &m), PROTO_OK);
+    assert_int_equal(m.jobs[0].ttr_ms, PROTO_MAX_TTR_MS);
+    b_free(b);
+}
+
+static void test_responses_are_checked(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    /* responses missing */
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_map(b, 3);
+    b_kv(b, "job_id", "j");
+    b_kv(b, "tenant", "t");
+    b_kv(b, "rubric", "r");
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(m.jobs[0].err.message, "jobs[0].responses: required field is missing");
+    b_free(b);
+
+    /* Build jobs whose responses are given raw. */
+    static const struct {
+        const char *raw;
+        size_t len;
+        proto_err_t want;
+    } cases[] = {
+        {"\x92\x01\x02", 3, PROTO_ERR_WRONG_TYPE},               /* array */
+        {"\x81\x01\x02", 3, PROTO_ERR_WRONG_TYPE},               /* int item id */
+        {"\x81\xa0\x02", 3, PROTO_ERR_BAD_VALUE},                /* empty item id */
+        {"\x82\xa2q1\x01\xa2q1\x02", 9, PROTO_ERR_BAD_VALUE},    /* duplicate */
+        {"\x81\xa2q1\xc4\x01\x00", 7, PROTO_ERR_WRONG_TYPE},     /* bin value */
+        {"\x81\xa2q1\x91\xd4\x01\x00", 8, PROTO_ERR_WRONG_TYPE}, /* ext nested */
+        {"\x81\xa2q1\x81\x01\x01", 7, PROTO_ERR_WRONG_TYPE},     /* nested int key */
+        {"\x80", 1, PROTO_OK},                                   /* no answers */
+        {"\x83\xa2q1\xc0\xa2q2\xc3\xa2q3\xcb\x3f\xf8\0\0\0\0\0\0", 21, PROTO_OK},
+        {"\x81\xa2q1\x82\xa1"
+         "a\x91\x01\xa1"
+         "b\x80",
+         12, PROTO_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        b = b_new();
+        b_map(b, 1);
+        b_str(b, "jobs");
+        b_arr(b, 1);
+        b_map(b, 4);
+        b_kv(b, "job_id", "j");
+        b_kv(b, "tenant", "t");
+        b_kv(b, "rubric", "r");
+        b_str(b, "responses");
+        b_raw(b, cases[i].raw, cases[i].len);
+        assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+        if (m.jobs[0].err.code != cases[i].want)
+            fail_msg("case %zu: got %s (%s)", i, proto_err_code(m.jobs[0].err.code),
+                     m.jobs[0].err.message);
+        if (cases[i].want != PROTO_OK)
+            assert_non_null(strstr(m.jobs[0].err.message, "jobs[0].responses"));
+        b_free(b);
+    }
+}
+
+static void test_non_string_key_in_a_job_fails_only_that_job(void **state)
+{
+    proto_submit_t m;
+    body_t *b = submit_one_job_start(1);
+    b_uint(b, 1);
+    b_uint(b, 2);
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_MALFORMED);
+    assert_true(proto_str_eq(m.jobs[0].job_id, "j1"));
+    b_free(b);
+}
+
+static void test_unknown_keys_are_ignored(void **state)
+{
+    body_t *b = b_new();
+    b_map(b, 3);
+    b_str(b, "x_batch_tag");
+    b_map(b, 1);
+    b_str(b, "deep");
+    b_arr(b, 2);
+    b_nil(b);
+    b_raw(b, "\xc4\x02\x00\x01", 4); /* bin is fine where nobody looks */
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_job(b, "j", 2);
+    b_ku(b, "x_priority", 5);
+    b_kv(b, "x_note", "hello");
+    b_ku(b, "seq", 11);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.seq, 11);
+    assert_int_equal(m.jobs[0].err.code, PROTO_OK);
+    b_free(b);
+}
+
+static void test_nil_optional_fields_count_as_absent(void **state)
+{
+    proto_submit_t m;
+    body_t *b = submit_one_job_start(3);
+    b_str(b, "candidate");
+    b_nil(b);
+    b_str(b, "rubric_hash");
+    b_nil(b);
+    b_str(b, "ttr_ms");
+    b_nil(b);
+    assert_int_equal(single_job_error(b, &m), PROTO_OK);
+    assert_int_equal(m.jobs[0].candidate.len, 0);
+    b_free(b);
+
+    /* ...but nil for a required field is a missing field. */
+    b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_map(b, 4);
+    b_kv(b, "job_id", "j");
+    b_str(b, "tenant");
+    b_nil(b);
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    assert_int_equal(single_job_error(b, &m), PROTO_ERR_MISSING_FIELD);
+    b_free(b);
+}
+
+static void test_job_from_object_works_without_a_path(void **state)
+{
+    body_t *b = b_new();
+    b_map(b, 0);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 256);
+    msgpack_object o;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(b->sb.data, b->sb.size, &off, &z, &o), MSGPACK_UNPACK_SUCCESS);
+    proto_job_t job;
+    proto_error_t err;
+    assert_int_equal(proto_job_from_object(&o, NULL, &job, &err), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "job_id: required field is missing");
+    assert_int_equal(job.err.code, PROTO_ERR_MISSING_FIELD);
+    msgpack_zone_destroy(&z);
+    b_free(b);
+}
+
+/* ---- Other messages' validation ------------------------------------------ */
+
+static void test_ready_is_validated(void **state)
+{
+    proto_ready_t r;
+    proto_error_t err;
+    body_t *b = b_new();
+    b_map(b, 2);
+    b_kv(b, "worker", "w");
+    b_ku(b, "credit", 0);
+    assert_int_equal(proto_decode_ready(dec, b->sb.data, b->sb.size, &r, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_string_equal(err.message, "credit: 0 is out of range 1..10000");
+    b_free(b);
+    b = b_new();
+    b_map(b, 2);
+    b_kv(b, "worker", "w");
+    b_ku(b, "credit", PROTO_MAX_CREDIT + 1);
+    assert_int_equal(proto_decode_ready(dec, b->sb.data, b->sb.size, &r, &err),
+                     PROTO_ERR_BAD_VALUE);
+    b_free(b);
+    b = b_new();
+    b_map(b, 1);
+    b_ku(b, "credit", 4);
+    assert_int_equal(proto_decode_ready(dec, b->sb.data, b->sb.size, &r, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "worker: required field is missing");
+    b_free(b);
+}
+
+static void test_job_message_is_validated(void **state)
+{
+    proto_jobmsg_t j;
+    proto_error_t err;
+    body_t *b = b_new();
+    b_map(b, 4);
+    b_ku(b, "attempt", 0);
+    b_ku(b, "accepted_us", 1);
+    b_ku(b, "ttr_ms", 1000);
+    b_str(b, "job");
+    b_job(b, "j", 0);
+    assert_int_equal(proto_decode_job(dec, b->sb.data, b->sb.size, &j, &err), PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(err.message, "attempt:"));
+    b_free(b);
+
+    b = b_new();
+    b_map(b, 3);
+    b_ku(b, "attempt", 1);
+    b_ku(b, "accepted_us", 1);
+    b_ku(b, "ttr_ms", 1000);
+    assert_int_equal(proto_decode_job(dec, b->sb.data, b->sb.size, &j, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "job: required field is missing");
+    b_free(b);
+
+    /* A bad job record fails the JOB, naming the path; the id is kept. */
+    b = b_new();
+    b_map(b, 4);
+    b_ku(b, "attempt", 1);
+    b_ku(b, "accepted_us", 1);
+    b_ku(b, "ttr_ms", 1000);
+    b_str(b, "job");
+    b_map(b, 3);
+    b_kv(b, "job_id", "jj");
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    assert_int_equal(proto_decode_job(dec, b->sb.data, b->sb.size, &j, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "job.tenant: required field is missing");
+    assert_true(proto_str_eq(j.job.job_id, "jj"));
+    b_free(b);
+}
+
+static void test_result_is_validated(void **state)
+{
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_A);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, "\x80", 1), 0);
+    proto_result_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+
+    /* Flip bytes in the encoded body to break one field at a time. */
+    char *p = memmem(sb.data, sb.size, "\xa2ok", 3);
+    assert_non_null(p);
+    memcpy(p, "\xa2no", 3);
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(err.message, "status:"));
+    memcpy(p, "\xa2ok", 3);
+    p = memmem(sb.data, sb.size, "\xa1v\x01", 3);
+    assert_non_null(p);
+    p[2] = 2;
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_ERR_BAD_VALUE);
+    p[2] = 1;
+    p = memmem(sb.data, sb.size,
+               "\xa6"
+               "digest",
+               7);
+    assert_non_null(p);
+    p[1] = 'D'; /* now an unknown key: digest is missing */
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "digest: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* status error without an error map */
+    m.status = S("error");
+    m.error_code = S("internal_error");
+    m.error_message = S("x");
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, NULL, 0), 0);
+    p = memmem(sb.data, sb.size,
+               "\xa5"
+               "error\x82",
+               7);
+    assert_non_null(p);
+    p[1] = 'E';
+    assert_int_equal(proto_decode_result(dec, sb.data, sb.size, &d, &err), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "error: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_accepted_state_must_be_known(void **state)
+{
+    body_t *b = b_new();
+    b_map(b, 2);
+    b_ku(b, "seq", 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_map(b, 3);
+    b_kv(b, "job_id", "a");
+    b_kv(b, "state", "lost");
+    b_str(b, "duplicate");
+    msgpack_pack_false(&b->pk);
+    proto_accepted_t d;
+    proto_error_t err;
+    assert_int_equal(proto_decode_accepted(dec, b->sb.data, b->sb.size, &d, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_string_equal(err.message, "jobs[0].state: \"lost\" is not one of queued, running, done");
+    b_free(b);
+}
+
+/* ---- Decoder memory ------------------------------------------------------ */
+
+static void test_decoded_strings_outlive_the_callers_buffer(void **state)
+{
+    body_t *b = submit_body(2);
+    char *copy = malloc(b->sb.size);
+    assert_non_null(copy);
+    memcpy(copy, b->sb.data, b->sb.size);
+    proto_submit_t m;
+    proto_error_t err;
+    assert_int_equal(proto_decode_submit(dec, copy, b->sb.size, &m, &err), PROTO_OK);
+    memset(copy, 0, b->sb.size);
+    free(copy);
+    assert_true(proto_str_eq(m.jobs[1].job_id, "job-1"));
+    assert_true(proto_str_eq(m.jobs[1].tenant, "acme"));
+    b_free(b);
+}
+
+static void test_decoder_is_reusable_across_sizes(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    for (int round = 0; round < 3; round++) {
+        body_t *big = submit_body(500);
+        assert_int_equal(proto_decode_submit(dec, big->sb.data, big->sb.size, &m, &err), PROTO_OK);
+        assert_int_equal(m.njobs, 500);
+        b_free(big);
+        body_t *small = submit_body(1);
+        assert_int_equal(proto_decode_submit(dec, small->sb.data, small->sb.size, &m, &err),
+                         PROTO_OK);
+        assert_int_equal(m.njobs, 1);
+        assert_true(proto_str_eq(m.jobs[0].job_id, "job-0"));
+        b_free(small);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands_parse_and_print),
+        cmocka_unit_test(test_signature_is_exactly_scl1),
+        cmocka_unit_test(test_every_error_has_a_sentence_and_a_wire_code),
+        cmocka_unit_test(test_str_helpers),
+        cmocka_unit_test(test_submit_round_trip_keeps_every_field),
+        cmocka_unit_test(test_minimal_submit_matches_the_documented_bytes),
+        cmocka_unit_test(test_accepted_round_trip),
+        cmocka_unit_test(test_rejected_round_trip),
+        cmocka_unit_test(test_rejected_long_message_is_cut_on_a_utf8_boundary),
+        cmocka_unit_test(test_ready_round_trip),
+        cmocka_unit_test(test_job_round_trip_splices_the_job_map_unchanged),
+        cmocka_unit_test(test_heartbeat_and_disconnect_round_trip),
+        cmocka_unit_test(test_result_ok_round_trip_splices_result_map),
+        cmocka_unit_test(test_result_error_round_trip),
+        cmocka_unit_test(test_encoders_refuse_to_splice_what_is_not_one_map),
+        cmocka_unit_test(test_rejects_body_over_max_body_before_unpacking),
+        cmocka_unit_test(test_rejects_bytes_that_are_not_msgpack),
+        cmocka_unit_test(test_rejects_every_truncated_prefix_of_a_submit),
+        cmocka_unit_test(test_rejects_trailing_bytes_after_the_body),
+        cmocka_unit_test(test_rejects_a_body_that_is_not_a_map),
+        cmocka_unit_test(test_rejects_non_string_and_duplicate_keys),
+        cmocka_unit_test(test_submit_without_jobs_array_fails_the_message),
+        cmocka_unit_test(test_submit_with_empty_batch_is_rejected),
+        cmocka_unit_test(test_submit_with_too_many_jobs_is_rejected),
+        cmocka_unit_test(test_memory_bomb_headers_are_refused_without_allocating),
+        cmocka_unit_test(test_nesting_deeper_than_the_limit_is_refused),
+        cmocka_unit_test(test_bad_jobs_in_a_batch_leave_valid_jobs_intact),
+        cmocka_unit_test(test_rubric_hash_must_be_64_lowercase_hex),
+        cmocka_unit_test(test_ids_and_names_are_length_checked),
+        cmocka_unit_test(test_ids_must_be_utf8_without_control_characters),
+        cmocka_unit_test(test_ttr_ms_is_range_checked),
+        cmocka_unit_test(test_responses_are_checked),
+        cmocka_unit_test(test_non_string_key_in_a_job_fails_only_that_job),
+        cmocka_unit_test(test_unknown_keys_are_ignored),
+        cmocka_unit_test(test_nil_optional_fields_count_as_absent),
+        cmocka_unit_test(test_job_from_object_works_without_a_path),
+        cmocka_unit_test(test_ready_is_validated),
+        cmocka_unit_test(test_job_message_is_validated),
+        cmocka_unit_test(test_result_is_validated),
+        cmocka_unit_test(test_accepted_state_must_be_known),
+        cmocka_unit_test(test_decoded_strings_outlive_the_callers_buffer),
+        cmocka_unit_test(test_decoder_is_reusable_across_sizes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
