@@ -447,6 +447,65 @@ class Collected:
         return rs[0]
 
 
+class FakeWorker:
+    """A worker that only counts: it announces credit with READY, keeps
+    heartbeating, and records every JOB the broker sends without answering.
+    Lets a test see exactly what the broker dispatches."""
+
+    ENGINE = "scoreline-grading/0.1.0"
+
+    def __init__(self, endpoint, ctx=None, credit=1, worker_id=None):
+        self.ctx = ctx or zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.worker_id = worker_id or "fake-%s" % uuid.uuid4().hex[:8]
+        self.jobs = []
+        self.other = []
+        self._send("READY", {"worker": self.worker_id, "credit": credit, "engine": self.ENGINE})
+        self._last_hb = time.monotonic()
+
+    def _send(self, command, body):
+        self.sock.send_multipart([SIGNATURE, command.encode(), msgpack.packb(body, use_bin_type=True)])
+
+    def pump(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if now - self._last_hb >= 0.5:
+                self._send("HEARTBEAT", {"inflight": len(self.jobs)})
+                self._last_hb = now
+            left = deadline - now
+            if left <= 0:
+                return
+            if self.sock.poll(int(min(left, 0.2) * 1000)):
+                frames = self.sock.recv_multipart()
+                if len(frames) == 3 and frames[0] == SIGNATURE and frames[1] == b"JOB":
+                    self.jobs.append(unpack(frames[2]))
+                else:
+                    self.other.append(frames)
+
+    def take(self, n, timeout, must=True):
+        """Wait for n more JOBs; returns those that came (fails if must and
+        fewer arrived)."""
+        start = len(self.jobs)
+        deadline = time.monotonic() + timeout
+        while len(self.jobs) - start < n and time.monotonic() < deadline:
+            self.pump(min(0.2, max(0.0, deadline - time.monotonic())))
+        got = self.jobs[start:start + n]
+        if must and len(got) < n:
+            raise AssertionError("fake worker got %d of %d JOBs in %.1fs (other: %r)"
+                                 % (len(got), n, timeout, self.other[-3:]))
+        return got
+
+    def close(self):
+        try:
+            self._send("DISCONNECT", {"reason": "test finished"})
+        except zmq.ZMQError:
+            pass
+        self.sock.close(0)
+
+
 # ---- content ----------------------------------------------------------------
 
 def rubric_files():
