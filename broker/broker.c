@@ -1,0 +1,1007 @@
+/*
+ * broker.c - the broker's loop and message handlers (see broker.h).
+ *
+ * Reliability rules carried out here (DESIGN.md section 3):
+ *  - a job is ACCEPTED only after journal_submit has stored it in Redis;
+ *  - a job id the broker holds (queued or running) or Redis knows as done is
+ *    never graded again: the submitter gets its state, or its stored event;
+ *  - the broker is the single emission point: a RESULT is stored, streamed,
+ *    published and forwarded only when journal_complete says it is the first
+ *    for its job id, and the worker's bytes are forwarded unchanged;
+ *  - a worker silent for liveness x heartbeat, or a job past its
+ *    time-to-run, sends the job back to the head of the queue;
+ *  - while Redis is away, new jobs are refused (journal_unavailable) and
+ *    received results wait in memory until they can be stored.
+ */
+#include "broker/broker.h"
+
+#include "broker/journal.h"
+#include "broker/metrics.h"
+#include "broker/queue.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define BROKER_MAX_FRAMES 8
+#define BROKER_READ_BURST 256    /* messages read per socket per turn */
+#define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
+
+static volatile sig_atomic_t broker_stopping = 0;
+
+void broker_stop(void)
+{
+    broker_stopping = 1;
+}
+
+/* A result received from a worker, waiting to be stored and emitted. */
+typedef struct pending_result {
+    char job_id[PROTO_MAX_JOB_ID + 1];
+    char stream_id[QUEUE_STREAM_ID];
+    uint8_t reply_to[QUEUE_MAX_IDENTITY];
+    uint8_t reply_to_len;
+    uint8_t is_error;
+    uint64_t accepted_us, started_us, duration_us;
+    uint8_t *event;
+    size_t event_len;
+} pending_result_t;
+
+struct broker {
+    broker_config_t cfg;
+    void *ctx;
+    void *submit; /* ROUTER */
+    void *work;   /* ROUTER */
+    void *events; /* PUB */
+    queue_t *queue;
+    journal_t *journal;
+    metrics_http_t *http;
+    metrics_t m;
+    proto_decoder_t *dec;
+    msgpack_sbuffer out;  /* body being encoded */
+    msgpack_sbuffer jobs; /* packed job maps of the SUBMITs being handled */
+    pending_result_t *pending;
+    size_t npending, cap_pending;
+    int64_t next_tick_ms;
+    int64_t stop_deadline_ms;
+    int draining;
+};
+
+/* ---- sending ---------------------------------------------------------- */
+
+/* Send [identity][""?]["SCL1"][cmd][body] on a ROUTER. */
+static void send_routed(void *sock, const void *identity, size_t id_len, int delimiter,
+                        proto_cmd_t cmd, const void *body, size_t body_len)
+{
+    const char *name = proto_cmd_name(cmd);
+    if (zmq_send(sock, identity, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return;
+    if (delimiter)
+        zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, body, body_len, ZMQ_DONTWAIT);
+}
+
+static void send_to_worker(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const void *body,
+                           size_t len)
+{
+    send_routed(b->work, w->identity, w->identity_len, 0, cmd, body, len);
+    w->last_sent_ms = clock_mono_ms();
+}
+
+/* Count refused jobs by their wire code. */
+static void count_rejection(broker_t *b, const char *code)
+{
+    if (strcmp(code, "queue_full") == 0)
+        b->m.rejected_queue_full++;
+    else if (strcmp(code, "unknown_rubric") == 0)
+        b->m.rejected_unknown_rubric++;
+    else if (strcmp(code, "journal_unavailable") == 0 || strcmp(code, "shutting_down") == 0)
+        b->m.rejected_unavailable++;
+    else
+        b->m.rejected_invalid++;
+}
+
+/* Message-level rejection: the whole SUBMIT is refused. */
+static void reject_message(broker_t *b, const void *identity, size_t id_len, int delimiter,
+                           uint64_t seq, const char *code, const char *message)
+{
+    proto_rejected_t rj = {.seq = seq, .code = proto_str(code), .message = proto_str(message)};
+    msgpack_sbuffer_clear(&b->out);
+    if (proto_encode_rejected(&b->out, &rj) == 0)
+        send_routed(b->submit, identity, id_len, delimiter, PROTO_CMD_REJECTED, b->out.data,
+                    b->out.size);
+    count_rejection(b, code);
+    log_info("submit.rejected", "code=%s message=\"%s\"", code, message);
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+typedef struct frames {
+    zmq_msg_t f[BROKER_MAX_FRAMES];
+    int n;        /* frames kept */
+    int overflow; /* more frames than BROKER_MAX_FRAMES */
+} frames_t;
+
+/* Read one whole multipart message without blocking. 0 on success, -1 when
+ * nothing is waiting. */
+static int frames_recv(void *sock, frames_t *fr)
+{
+    fr->n = 0;
+    fr->overflow = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_t *m = fr->n < BROKER_MAX_FRAMES ? &fr->f[fr->n] : &tmp;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, fr->n == 0 && !fr->overflow ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(m);
+            return fr->n ? 0 : -1;
+        }
+        more = zmq_msg_more(m);
+        if (m == &tmp) {
+            fr->overflow = 1;
+            zmq_msg_close(m);
+        } else {
+            fr->n++;
+        }
+    }
+    return 0;
+}
+
+static void frames_close(frames_t *fr)
+{
+    for (int i = 0; i < fr->n; i++)
+        zmq_msg_close(&fr->f[i]);
+    fr->n = 0;
+}
+
+static const void *fdata(frames_t *fr, int i)
+{
+    return zmq_msg_data(&fr->f[i]);
+}
+
+static size_t fsize(frames_t *fr, int i)
+{
+    return zmq_msg_size(&fr->f[i]);
+}
+
+/* Check [identity][""?][sig][cmd][body]; sets *first to the index of the
+ * signature frame and *cmd. Returns NULL or the reason for a rejection
+ * (and its wire code in *code). */
+static const char *frames_check(frames_t *fr, int *first, proto_cmd_t *cmd, const char **code)
+{
+    int i = 1;
+    if (fr->n > i && fsize(fr, i) == 0)
+        i++; /* REQ-style empty delimiter */
+    *first = i;
+    if (fr->overflow || fr->n - i != 3) {
+        *code = proto_err_code(PROTO_ERR_FRAMES);
+        return "expected exactly three frames: \"SCL1\", a command and a msgpack body";
+    }
+    if (!proto_signature_ok(fdata(fr, i), fsize(fr, i))) {
+        *code = proto_err_code(PROTO_ERR_SIGNATURE);
+        return "the first frame must be the protocol signature \"SCL1\"";
+    }
+    if (proto_cmd_parse(fdata(fr, i + 1), fsize(fr, i + 1), cmd) != PROTO_OK) {
+        *code = proto_err_code(PROTO_ERR_COMMAND);
+        return "unknown command";
+    }
+    return NULL;
+}
+
+/* ---- submit side ------------------------------------------------------ */
+
+/* One job of a SUBMIT being handled this turn. */
+typedef struct staged_job {
+    int msg;          /* index of its SUBMIT in the turn */
+    int rejected;     /* 1: refused before journaling (code/message set) */
+    const char *code; /* wire code when rejected */
+    char message[PROTO_MAX_MESSAGE];
+    proto_str_t job_id;
+    proto_job_state_t state;
+    int duplicate;
+    size_t body_off, body_len; /* in b->jobs */
+    uint32_t ttr_ms;
+    int journal_index; /* index into the journal batch, -1 if not journaled */
+} staged_job_t;
+
+/* One SUBMIT message of this turn. */
+typedef struct staged_msg {
+    uint8_t identity[QUEUE_MAX_IDENTITY];
+    size_t identity_len;
+    int delimiter;
+    uint64_t seq;
+    size_t first_job, njobs;
+} staged_msg_t;
+
+typedef struct submit_turn {
+    staged_msg_t *msgs;
+    size_t nmsgs, cap_msgs;
+    staged_job_t *jobs;
+    size_t njobs, cap_jobs;
+    journal_submit_item_t *items;
+    size_t nitems, cap_items;
+    /* decoded strings point into these frames until the turn ends */
+    frames_t *frames;
+    size_t nframes, cap_frames;
+    proto_decoder_t **decoders;
+    size_t ndecoders;
+} submit_turn_t;
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(p, n * elem);
+    if (!q)
+        return NULL;
+    *cap = n;
+    return q;
+}
+
+static void stage_reject(staged_job_t *sj, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void stage_reject(staged_job_t *sj, const char *code, const char *fmt, ...)
+{
+    sj->rejected = 1;
+    sj->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sj->message, sizeof sj->message, fmt, ap);
+    va_end(ap);
+}
+
+/* Decode one SUBMIT and stage its jobs. The frames stay open until the end
+ * of the turn because staged strings point into them. */
+static void submit_stage(broker_t *b, submit_turn_t *t, frames_t *fr, int first)
+{
+    const void *identity = fdata(fr, 0);
+    size_t id_len = fsize(fr, 0);
+    int delimiter = first == 2;
+    if (id_len > QUEUE_MAX_IDENTITY)
+        return;
+    b->m.submits++;
+    /* Each SUBMIT needs its own decoder: its jobs are referenced until the
+     * turn is answered. */
+    if (t->ndecoders >= BROKER_READ_BURST)
+        return;
+    proto_decoder_t *d = t->decoders[t->ndecoders];
+    proto_submit_t sub;
+    proto_error_t perr;
+    if (b->draining) {
+        reject_message(b, identity, id_len, delimiter, 0, "shutting_down",
+                       "the broker is shutting down: submit again shortly (to another broker)");
+        return;
+    }
+    if (proto_decode_submit(d, fdata(fr, first + 2), fsize(fr, first + 2), &sub, &perr) !=
+        PROTO_OK) {
+        reject_message(b, identity, id_len, delimiter, 0, proto_err_code(perr.code),
+                       perr.message);
+        return;
+    }
+    t->ndecoders++;
+    t->msgs = grow(t->msgs, &t->cap_msgs, t->nmsgs + 1, sizeof *t->msgs);
+    t->jobs = grow(t->jobs, &t->cap_jobs, t->njobs + sub.njobs, sizeof *t->jobs);
+    if (!t->msgs || !t->jobs)
+        return;
+    staged_msg_t *sm = &t->msgs[t->nmsgs++];
+    memcpy(sm->identity, identity, id_len);
+    sm->identity_len = id_len;
+    sm->delimiter = delimiter;
+    sm->seq = sub.seq;
+    sm->first_job = t->njobs;
+    sm->njobs = sub.njobs;
+    for (uint32_t i = 0; i < sub.njobs; i++) {
+        proto_job_t *pj = &sub.jobs[i];
+        staged_job_t *sj = &t->jobs[t->njobs++];
+        memset(sj, 0, sizeof *sj);
+        sj->msg = (int)(t->nmsgs - 1);
+        sj->journal_index = -1;
+        sj->job_id = pj->job_id;
+        if (pj->err.code != PROTO_OK) {
+            stage_reject(sj, proto_err_code(pj->err.code), "%s", pj->err.message);
+            continue;
+        }
+        queue_job_t *held = queue_job_find(b->queue, pj->job_id.ptr, pj->job_id.len);
+        if (held) {
+            sj->duplicate = 1;
+            sj->state = held->state == QUEUE_JOB_RUNNING ? PROTO_STATE_RUNNING : PROTO_STATE_QUEUED;
+            /* The newest submitter is the one waiting: results go there. */
+            memcpy(held->reply_to, identity, id_len);
+            held->reply_to_len = (uint8_t)id_len;
+            continue;
+        }
+        if (!journal_is_up(b->journal)) {
+            stage_reject(sj, "journal_unavailable",
+                         "the broker cannot reach Redis to journal the job: retry shortly");
+            continue;
+        }
+        if (queue_jobs(b->queue) + t->nitems >= queue_capacity(b->queue)) {
+            stage_reject(sj, "queue_full",
+                         "the queue holds its maximum of %zu jobs: retry later",
+                         queue_capacity(b->queue));
+            continue;
+        }
+        sj->body_off = b->jobs.size;
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b->jobs, msgpack_sbuffer_write);
+        if (msgpack_pack_object(&pk, *pj->raw)) {
+            stage_reject(sj, "internal_error", "out of memory while journaling the job");
+            continue;
+        }
+        sj->body_len = b->jobs.size - sj->body_off;
+        sj->ttr_ms = pj->ttr_ms ? pj->ttr_ms : (uint32_t)b->cfg.ttr_ms;
+        t->items = grow(t->items, &t->cap_items, t->nitems + 1, sizeof *t->items);
+        if (!t->items)
+            return;
+        journal_submit_item_t *it = &t->items[t->nitems];
+        memset(it, 0, sizeof *it);
+        it->job_id = pj->job_id.ptr;
+        it->job_id_len = pj->job_id.len;
+        it->rubric = pj->rubric.ptr;
+        it->rubric_len = pj->rubric.len;
+        it->hash = pj->rubric_hash.len ? pj->rubric_hash.ptr : "";
+        it->hash_len = pj->rubric_hash.len;
+        it->has_inline = pj->rubric_inline.len > 0;
+        sj->journal_index = (int)t->nitems++;
+    }
+}
+
+/* Journal what was staged, then answer every SUBMIT of the turn: one
+ * ACCEPTED listing its accepted jobs in order, one REJECTED listing the
+ * refused ones, then the stored RESULT of every job that was already done. */
+static void submit_finish(broker_t *b, submit_turn_t *t)
+{
+    uint64_t now_us = clock_wall_us();
+    for (size_t i = 0; i < t->njobs; i++) {
+        staged_job_t *sj = &t->jobs[i];
+        if (sj->journal_index >= 0) {
+            t->items[sj->journal_index].body = b->jobs.data + sj->body_off;
+            t->items[sj->journal_index].body_len = sj->body_len;
+        }
+    }
+    int journaled = t->nitems == 0 || journal_submit(b->journal, now_us, t->items, t->nitems) == 0;
+    if (!journaled)
+        log_warn("submit.unjournaled", "jobs=%zu error=\"%s\"", t->nitems,
+                 journal_error(b->journal));
+    for (size_t i = 0; i < t->njobs; i++) {
+        staged_job_t *sj = &t->jobs[i];
+        if (sj->journal_index < 0)
+            continue;
+        journal_submit_item_t *it = &t->items[sj->journal_index];
+        if (!journaled) {
+            stage_reject(sj, "journal_unavailable",
+                         "the broker lost Redis while journaling the job: retry shortly");
+            continue;
+        }
+        if (it->outcome == JOURNAL_DONE) {
+            sj->duplicate = 1;
+            sj->state = PROTO_STATE_DONE;
+            continue;
+        }
+        if (it->outcome == JOURNAL_UNKNOWN_RUBRIC) {
+            char rubric[PROTO_MAX_NAME + 1];
+            proto_str_copy(proto_strn(it->rubric, it->rubric_len), rubric, sizeof rubric);
+            if (it->hash_len)
+                stage_reject(sj, "unknown_rubric",
+                             "rubric '%s' version %.*s is not stored: push it with "
+                             "'scoreline rubric push' or send it inline",
+                             rubric, (int)it->hash_len, it->hash);
+            else
+                stage_reject(sj, "unknown_rubric",
+                             "rubric '%s' is not stored: push it with 'scoreline rubric push' "
+                             "or send it inline",
+                             rubric);
+            continue;
+        }
+        queue_job_t *job = queue_job_new(it->job_id, it->job_id_len, it->body, it->body_len);
+        if (!job) {
+            stage_reject(sj, "internal_error", "out of memory");
+            continue;
+        }
+        snprintf(job->hash, sizeof job->hash, "%s", it->resolved_hash);
+        snprintf(job->stream_id, sizeof job->stream_id, "%s", it->stream_id);
+        job->accepted_us = now_us;
+        job->ttr_ms = sj->ttr_ms;
+        staged_msg_t *sm = &t->msgs[sj->msg];
+        memcpy(job->reply_to, sm->identity, sm->identity_len);
+        job->reply_to_len = (uint8_t)sm->identity_len;
+        queue_err_t qe = queue_job_add(b->queue, job);
+        if (qe == QUEUE_OK) {
+            sj->state = PROTO_STATE_QUEUED;
+            b->m.accepted++;
+        } else {
+            /* The same id twice in one turn: the second entry is redundant. */
+            queue_job_free(job);
+            if (qe == QUEUE_ERR_DUPLICATE) {
+                sj->duplicate = 1;
+                sj->state = PROTO_STATE_QUEUED;
+            } else {
+                stage_reject(sj, "queue_full", "the queue is full: retry later");
+            }
+            journal_forget(b->journal, it->stream_id);
+        }
+    }
+
+    for (size_t mi = 0; mi < t->nmsgs; mi++) {
+        staged_msg_t *sm = &t->msgs[mi];
+        proto_accepted_job_t *acc = calloc(sm->njobs ? sm->njobs : 1, sizeof *acc);
+        proto_rejected_job_t *rej = calloc(sm->njobs ? sm->njobs : 1, sizeof *rej);
+        if (!acc || !rej) {
+            free(acc);
+            free(rej);
+            continue;
+        }
+        uint32_t na = 0, nr = 0;
+        for (size_t k = 0; k < sm->njobs; k++) {
+            staged_job_t *sj = &t->jobs[sm->first_job + k];
+            if (sj->rejected) {
+                rej[nr].job_id = sj->job_id;
+                rej[nr].code = proto_str(sj->code);
+                rej[nr].message = proto_str(sj->message);
+                nr++;
+                count_rejection(b, sj->code);
+            } else {
+                acc[na].job_id = sj->job_id;
+                acc[na].state = sj->state;
+                acc[na].duplicate = (uint8_t)sj->duplicate;
+                if (sj->duplicate)
+                    b->m.duplicates++;
+                na++;
+            }
+        }
+        if (na) {
+            proto_accepted_t a = {.seq = sm->seq, .njobs = na, .jobs = acc};
+            msgpack_sbuffer_clear(&b->out);
+            if (proto_encode_accepted(&b->out, &a) == 0)
+                send_routed(b->submit, sm->identity, sm->identity_len, sm->delimiter,
+                            PROTO_CMD_ACCEPTED, b->out.data, b->out.size);
+        }
+        if (nr) {
+            proto_rejected_t r = {.seq = sm->seq,
+                                  .code = proto_str("job_errors"),
+                                  .message = proto_str("some jobs were refused: see jobs[]"),
+                                  .njobs = nr,
+                                  .jobs = rej};
+            msgpack_sbuffer_clear(&b->out);
+            if (proto_encode_rejected(&b->out, &r) == 0)
+                send_routed(b->submit, sm->identity, sm->identity_len, sm->delimiter,
+                            PROTO_CMD_REJECTED, b->out.data, b->out.size);
+            log_info("submit.rejected", "jobs=%u first_code=%.*s", nr, (int)rej[0].code.len,
+                     rej[0].code.ptr);
+        }
+        /* Jobs already done: their stored event follows the ACCEPTED. */
+        for (size_t k = 0; k < sm->njobs; k++) {
+            staged_job_t *sj = &t->jobs[sm->first_job + k];
+            if (!sj->rejected && sj->state == PROTO_STATE_DONE && sj->journal_index >= 0) {
+                journal_submit_item_t *it = &t->items[sj->journal_index];
+                if (it->event)
+                    send_routed(b->submit, sm->identity, sm->identity_len, sm->delimiter,
+                                PROTO_CMD_RESULT, it->event, it->event_len);
+            }
+        }
+        free(acc);
+        free(rej);
+    }
+    for (size_t i = 0; i < t->nitems; i++)
+        free(t->items[i].event);
+}
+
+/* Read and answer every waiting SUBMIT (bounded per turn). */
+static void submit_drain(broker_t *b, submit_turn_t *t)
+{
+    t->nmsgs = t->njobs = t->nitems = t->ndecoders = 0;
+    msgpack_sbuffer_clear(&b->jobs);
+    size_t nframes = 0;
+    for (int k = 0; k < BROKER_READ_BURST; k++) {
+        frames_t *fr = &t->frames[nframes];
+        if (frames_recv(b->submit, fr) != 0)
+            break;
+        nframes++;
+        int first;
+        proto_cmd_t cmd;
+        const char *code = NULL;
+        const char *why = frames_check(fr, &first, &cmd, &code);
+        if (!why && cmd != PROTO_CMD_SUBMIT) {
+            why = "submitters may only send SUBMIT on this endpoint";
+            code = proto_err_code(PROTO_ERR_COMMAND);
+        }
+        if (!why && fsize(fr, first + 2) > b->cfg.max_message) {
+            why = "the message body is larger than the broker's --max-message";
+            code = proto_err_code(PROTO_ERR_TOO_LARGE);
+        }
+        if (why) {
+            if (fsize(fr, 0) <= QUEUE_MAX_IDENTITY)
+                reject_message(b, fdata(fr, 0), fsize(fr, 0), fr->n > 1 && fsize(fr, 1) == 0, 0,
+                               code, why);
+            continue;
+        }
+        submit_stage(b, t, fr, first);
+    }
+    if (t->nmsgs)
+        submit_finish(b, t);
+    for (size_t i = 0; i < nframes; i++)
+        frames_close(&t->frames[i]);
+}
+
+/* ---- work side -------------------------------------------------------- */
+
+/* Keep a received RESULT until it is stored; the job leaves the queue now,
+ * freeing its worker's credit. */
+static void result_accept(broker_t *b, const void *body, size_t len, const proto_result_t *r)
+{
+    b->pending = grow(b->pending, &b->cap_pending, b->npending + 1, sizeof *b->pending);
+    if (!b->pending)
+        return;
+    pending_result_t *p = &b->pending[b->npending];
+    memset(p, 0, sizeof *p);
+    p->event = malloc(len);
+    if (!p->event)
+        return;
+    memcpy(p->event, body, len);
+    p->event_len = len;
+    proto_str_copy(r->job_id, p->job_id, sizeof p->job_id);
+    p->is_error = !proto_str_eq(r->status, "ok");
+    p->accepted_us = r->accepted_us;
+    p->started_us = r->started_us;
+    p->duration_us = r->duration_us;
+    queue_job_t *job = queue_job_find(b->queue, r->job_id.ptr, r->job_id.len);
+    if (job) {
+        snprintf(p->stream_id, sizeof p->stream_id, "%s", job->stream_id);
+        memcpy(p->reply_to, job->reply_to, job->reply_to_len);
+        p->reply_to_len = job->reply_to_len;
+        queue_job_finish(b->queue, job);
+    }
+    b->npending++;
+}
+
+/* Store and emit pending results (one Redis round trip). */
+static void results_flush(broker_t *b)
+{
+    if (b->npending == 0 || !journal_is_up(b->journal))
+        return;
+    journal_result_item_t *items = calloc(b->npending, sizeof *items);
+    if (!items)
+        return;
+    for (size_t i = 0; i < b->npending; i++) {
+        items[i].job_id = b->pending[i].job_id;
+        items[i].job_id_len = strlen(b->pending[i].job_id);
+        items[i].stream_id = b->pending[i].stream_id;
+        items[i].event = b->pending[i].event;
+        items[i].event_len = b->pending[i].event_len;
+    }
+    if (journal_complete(b->journal, items, b->npending) != 0) {
+        log_warn("results.unstored", "pending=%zu error=\"%s\"", b->npending,
+                 journal_error(b->journal));
+        free(items);
+        return;
+    }
+    uint64_t now_us = clock_wall_us();
+    for (size_t i = 0; i < b->npending; i++) {
+        pending_result_t *p = &b->pending[i];
+        if (items[i].first) {
+            if (p->reply_to_len)
+                send_routed(b->submit, p->reply_to, p->reply_to_len, 0, PROTO_CMD_RESULT,
+                            p->event, p->event_len);
+            zmq_send(b->events, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(b->events, "RESULT", 6, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+            zmq_send(b->events, p->event, p->event_len, ZMQ_DONTWAIT);
+            if (p->is_error)
+                b->m.completed_error++;
+            else
+                b->m.completed_ok++;
+            metrics_observe(&b->m.grading, p->duration_us);
+            if (p->started_us >= p->accepted_us && p->accepted_us)
+                metrics_observe(&b->m.queue_wait, p->started_us - p->accepted_us);
+            if (now_us >= p->accepted_us && p->accepted_us)
+                metrics_observe(&b->m.end_to_end, now_us - p->accepted_us);
+        } else {
+            b->m.results_duplicate++;
+            log_debug("result.duplicate", "job_id=%s", p->job_id);
+        }
+        free(p->event);
+    }
+    b->npending = 0;
+    free(items);
+}
+
+static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
+{
+    msgpack_sbuffer_clear(&b->out);
+    int rc;
+    if (cmd == PROTO_CMD_HEARTBEAT) {
+        proto_heartbeat_t hb = {.inflight = w->inflight};
+        rc = proto_encode_heartbeat(&b->out, &hb);
+    } else {
+        proto_disconnect_t d = {.reason = proto_str(reason)};
+        rc = proto_encode_disconnect(&b->out, &d);
+    }
+    if (rc == 0)
+        send_to_worker(b, w, cmd, b->out.data, b->out.size);
+}
+
+/* DISCONNECT to an identity the broker does not know: it must say READY. */
+static void worker_unknown(broker_t *b, const void *identity, size_t len)
+{
+    proto_disconnect_t d = {.reason = proto_str("unknown_worker")};
+    msgpack_sbuffer_clear(&b->out);
+    if (proto_encode_disconnect(&b->out, &d) == 0)
+        send_routed(b->work, identity, len, 0, PROTO_CMD_DISCONNECT, b->out.data, b->out.size);
+}
+
+static void worker_drop(broker_t *b, queue_worker_t *w, const char *why)
+{
+    size_t n = queue_worker_remove(b->queue, w);
+    log_info("worker.removed", "reason=%s requeued=%zu", why, n);
+}
+
+static void work_message(broker_t *b, frames_t *fr)
+{
+    int first;
+    proto_cmd_t cmd;
+    const char *code;
+    const void *identity = fdata(fr, 0);
+    size_t id_len = fsize(fr, 0);
+    if (id_len > QUEUE_MAX_IDENTITY)
+        return;
+    const char *why = frames_check(fr, &first, &cmd, &code);
+    if (why) {
+        b->m.bad_messages++;
+        log_warn("worker.bad_message", "code=%s reason=\"%s\"", code, why);
+        return;
+    }
+    const void *body = fdata(fr, first + 2);
+    size_t len = fsize(fr, first + 2);
+    proto_error_t perr;
+    queue_worker_t *w = queue_worker_find(b->queue, identity, id_len);
+    int64_t now = clock_mono_ms();
+    if (w)
+        w->last_seen_ms = now;
+    switch (cmd) {
+    case PROTO_CMD_READY: {
+        proto_ready_t rd;
+        if (proto_decode_ready(b->dec, body, len, &rd, &perr) != PROTO_OK) {
+            b->m.bad_messages++;
+            log_warn("worker.bad_ready", "code=%s reason=\"%s\"", proto_err_code(perr.code),
+                     perr.message);
+            return;
+        }
+        int is_new = w == NULL;
+        w = queue_worker_upsert(b->queue, identity, id_len);
+        if (!w)
+            return;
+        w->credit = rd.credit;
+        w->last_seen_ms = now;
+        w->draining = 0;
+        proto_str_copy(rd.worker, w->name, sizeof w->name);
+        if (is_new) {
+            w->last_sent_ms = now;
+            log_info("worker.ready", "worker=%s credit=%u workers=%zu", w->name, w->credit,
+                     queue_workers(b->queue));
+        }
+        if (b->draining)
+            worker_send_simple(b, w, PROTO_CMD_DISCONNECT, "shutting_down");
+        return;
+    }
+    case PROTO_CMD_HEARTBEAT:
+        if (!w)
+            worker_unknown(b, identity, id_len);
+        return;
+    case PROTO_CMD_DISCONNECT:
+        if (!w)
+            return;
+        w->draining = 1;
+        log_info("worker.draining", "worker=%s inflight=%u", w->name, w->inflight);
+        worker_send_simple(b, w, PROTO_CMD_DISCONNECT, "ack");
+        if (w->inflight == 0)
+            worker_drop(b, w, "disconnect");
+        return;
+    case PROTO_CMD_RESULT: {
+        proto_result_t r;
+        if (proto_decode_result(b->dec, body, len, &r, &perr) != PROTO_OK) {
+            b->m.bad_messages++;
+            log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(perr.code),
+                     perr.message);
+            return;
+        }
+        result_accept(b, body, len, &r);
+        if (!w) {
+            worker_unknown(b, identity, id_len);
+        } else if (w->draining && w->inflight == 0) {
+            worker_drop(b, w, "drained");
+        }
+        return;
+    }
+    default:
+        b->m.bad_messages++;
+        log_warn("worker.bad_command", "command=%s", proto_cmd_name(cmd));
+        return;
+    }
+}
+
+static void work_drain(broker_t *b)
+{
+    frames_t fr;
+    for (int k = 0; k < BROKER_READ_BURST * 4; k++) {
+        if (frames_recv(b->work, &fr) != 0)
+            break;
+        work_message(b, &fr);
+        frames_close(&fr);
+    }
+}
+
+/* Send queued jobs to workers with free credit. */
+static void dispatch(broker_t *b)
+{
+    int64_t now = clock_mono_ms();
+    queue_job_t *j;
+    while ((j = queue_dispatch(b->queue, now)) != NULL) {
+        if (j->attempt > 1)
+            b->m.redeliveries++;
+        msgpack_sbuffer_clear(&b->out);
+        if (proto_encode_job(&b->out, j->attempt, j->accepted_us, j->ttr_ms, proto_str(j->hash),
+                             j->body, j->body_len) != 0) {
+            queue_job_requeue(b->queue, j);
+            return;
+        }
+        send_to_worker(b, j->worker, PROTO_CMD_JOB, b->out.data, b->out.size);
+    }
+}
+
+static void on_ttr_expired(queue_job_t *job, void *arg)
+{
+    broker_t *b = arg;
+    b->m.ttr_expired++;
+    log_warn("job.ttr_expired", "job_id=%s worker=%s attempt=%u ttr_ms=%u", job->id,
+             job->worker->name, job->attempt, job->ttr_ms);
+}
+
+/* Once per heartbeat interval: liveness, heartbeats, time-to-run, Redis. */
+static void tick(broker_t *b)
+{
+    int64_t now = clock_mono_ms();
+    if (now < b->next_tick_ms)
+        return;
+    b->next_tick_ms = now + (int64_t)b->cfg.heartbeat_ms;
+    int64_t dead_after = (int64_t)(b->cfg.heartbeat_ms * b->cfg.liveness);
+    queue_worker_t *w = queue_worker_first(b->queue);
+    while (w) {
+        queue_worker_t *next = w->next;
+        if (now - w->last_seen_ms > dead_after) {
+            b->m.workers_lost++;
+            log_warn("worker.lost", "worker=%s silent_ms=%lld inflight=%u", w->name,
+                     (long long)(now - w->last_seen_ms), w->inflight);
+            queue_worker_remove(b->queue, w); /* its jobs go back to the head */
+        } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
+            worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL);
+        }
+        w = next;
+    }
+    queue_expire(b->queue, now, on_ttr_expired, b);
+    journal_ensure(b->journal, now);
+}
+
+static void gauges(broker_t *b, metrics_gauges_t *g)
+{
+    g->queued = queue_waiting(b->queue);
+    g->running = queue_running(b->queue);
+    g->workers = queue_workers(b->queue);
+    g->capacity = queue_capacity(b->queue);
+    g->pending_emit = b->npending;
+    g->redis_up = journal_is_up(b->journal);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static void recover_job(void *arg, const char *stream_id, const char *job_id, size_t job_id_len,
+                        const char *hash, const void *body, size_t body_len, uint64_t accepted_us)
+{
+    broker_t *b = arg;
+    queue_job_t *job = queue_job_new(job_id, job_id_len, body, body_len);
+    if (!job)
+        return;
+    snprintf(job->hash, sizeof job->hash, "%s", hash);
+    snprintf(job->stream_id, sizeof job->stream_id, "%s", stream_id);
+    job->accepted_us = accepted_us;
+    job->ttr_ms = (uint32_t)b->cfg.ttr_ms;
+    if (queue_job_add(b->queue, job) != QUEUE_OK) {
+        queue_job_free(job);
+        journal_forget(b->journal, stream_id);
+    }
+}
+
+static void *bind_socket(broker_t *b, int type, const char *ep, char *err, size_t errlen)
+{
+    void *s = zmq_socket(b->ctx, type);
+    if (!s) {
+        snprintf(err, errlen, "cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
+        return NULL;
+    }
+    int linger = 0, hwm = 100000;
+    int64_t maxmsg = (int64_t)b->cfg.max_message * 4 + 65536;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_ROUTER)
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(s, ep) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *exit_code)
+{
+    *exit_code = 2;
+    broker_t *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    b->cfg = *cfg;
+    msgpack_sbuffer_init(&b->out);
+    msgpack_sbuffer_init(&b->jobs);
+    b->queue = queue_new(cfg->max_queue);
+    b->dec = proto_decoder_new(cfg->max_message);
+    journal_config_t jc = {.url = cfg->redis,
+                           .prefix = cfg->prefix,
+                           .name = cfg->name,
+                           .events_maxlen = cfg->events_maxlen,
+                           .dedupe_ttl_s = cfg->dedupe_ttl_s,
+                           .timeout_ms = (int)cfg->redis_timeout_ms};
+    b->journal = journal_new(&jc);
+    b->ctx = zmq_ctx_new();
+    if (!b->queue || !b->dec || !b->journal || !b->ctx) {
+        snprintf(err, errlen, "out of memory");
+        broker_destroy(&b);
+        return NULL;
+    }
+    char jerr[512];
+    if (journal_connect(b->journal, jerr, sizeof jerr) != 0) {
+        snprintf(err, errlen, "%s (is redis-server running? set --redis or SCORELINE_REDIS_URL)",
+                 jerr);
+        *exit_code = 3;
+        broker_destroy(&b);
+        return NULL;
+    }
+    long n = journal_recover(b->journal, recover_job, b);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read the journal: %s", journal_error(b->journal));
+        *exit_code = 3;
+        broker_destroy(&b);
+        return NULL;
+    }
+    if (n > 0)
+        log_info("journal.recovered", "jobs=%ld", n);
+    if (!(b->submit = bind_socket(b, ZMQ_ROUTER, cfg->submit_ep, err, errlen)) ||
+        !(b->work = bind_socket(b, ZMQ_ROUTER, cfg->work_ep, err, errlen)) ||
+        !(b->events = bind_socket(b, ZMQ_PUB, cfg->events_ep, err, errlen))) {
+        broker_destroy(&b);
+        return NULL;
+    }
+    if (cfg->metrics_port &&
+        !(b->http = metrics_http_new(cfg->metrics_host, cfg->metrics_port, err, errlen))) {
+        broker_destroy(&b);
+        return NULL;
+    }
+    *exit_code = 0;
+    return b;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    broker_t *b = *self_p;
+    if (!b)
+        return;
+    if (b->submit)
+        zmq_close(b->submit);
+    if (b->work)
+        zmq_close(b->work);
+    if (b->events)
+        zmq_close(b->events);
+    if (b->ctx)
+        zmq_ctx_term(b->ctx);
+    metrics_http_destroy(&b->http);
+    journal_destroy(&b->journal);
+    queue_destroy(&b->queue);
+    proto_decoder_destroy(&b->dec);
+    for (size_t i = 0; i < b->npending; i++)
+        free(b->pending[i].event);
+    free(b->pending);
+    msgpack_sbuffer_destroy(&b->out);
+    msgpack_sbuffer_destroy(&b->jobs);
+    free(b);
+    *self_p = NULL;
+}
+
+static void submit_turn_free(submit_turn_t *t)
+{
+    for (size_t i = 0; i < BROKER_READ_BURST; i++)
+        proto_decoder_destroy(&t->decoders[i]);
+    free(t->decoders);
+    free(t->frames);
+    free(t->msgs);
+    free(t->jobs);
+    free(t->items);
+}
+
+int broker_run(broker_t *b)
+{
+    submit_turn_t t = {0};
+    t.frames = calloc(BROKER_READ_BURST, sizeof *t.frames);
+    t.decoders = calloc(BROKER_READ_BURST, sizeof *t.decoders);
+    if (!t.frames || !t.decoders) {
+        submit_turn_free(&t);
+        return 1;
+    }
+    for (size_t i = 0; i < BROKER_READ_BURST; i++)
+        if (!(t.decoders[i] = proto_decoder_new(b->cfg.max_message))) {
+            submit_turn_free(&t);
+            return 1;
+        }
+    log_info("broker.ready",
+             "submit=%s work=%s events=%s redis=%s prefix=%s max_queue=%llu queued=%zu",
+             b->cfg.submit_ep, b->cfg.work_ep, b->cfg.events_ep, b->cfg.redis_text, b->cfg.prefix,
+             (unsigned long long)b->cfg.max_queue, queue_jobs(b->queue));
+    for (;;) {
+        if (broker_stopping && !b->draining) {
+            b->draining = 1;
+            b->stop_deadline_ms = clock_mono_ms() + (int64_t)b->cfg.grace_ms;
+            log_info("broker.draining", "running=%zu grace_ms=%llu", queue_running(b->queue),
+                     (unsigned long long)b->cfg.grace_ms);
+            for (queue_worker_t *w = queue_worker_first(b->queue); w; w = w->next) {
+                w->draining = 1;
+                worker_send_simple(b, w, PROTO_CMD_DISCONNECT, "shutting_down");
+            }
+        }
+        if (b->draining && ((queue_running(b->queue) == 0 && b->npending == 0) ||
+                            clock_mono_ms() >= b->stop_deadline_ms))
+            break;
+        zmq_pollitem_t items[4] = {{b->submit, 0, ZMQ_POLLIN, 0},
+                                   {b->work, 0, ZMQ_POLLIN, 0},
+                                   {NULL, b->http ? metrics_http_fd(b->http) : -1, ZMQ_POLLIN, 0}};
+        int nitems = b->http ? 3 : 2;
+        /* Stop reading new submissions while too many results wait for Redis. */
+        if (b->npending > BROKER_PENDING_MAX)
+            items[0].events = 0;
+        long timeout = (long)b->cfg.heartbeat_ms / 4;
+        if (b->npending && journal_is_up(b->journal))
+            timeout = 0;
+        int rc = zmq_poll(items, nitems, timeout);
+        if (rc < 0 && errno != EINTR) {
+            log_error("broker.poll", "error=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            work_drain(b);
+        if (items[0].revents & ZMQ_POLLIN)
+            submit_drain(b, &t);
+        results_flush(b);
+        if (!b->draining)
+            dispatch(b);
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)) {
+            metrics_gauges_t g;
+            gauges(b, &g);
+            metrics_http_serve(b->http, &b->m, &g);
+        }
+        tick(b);
+    }
+    results_flush(b);
+    log_info("broker.stopped", "queued=%zu running=%zu unstored=%zu", queue_waiting(b->queue),
+             queue_running(b->queue), b->npending);
+    submit_turn_free(&t);
+    return 0;
+}
