@@ -1,0 +1,223 @@
+/*
+ * main.c - scoreline-worker: flags and environment, signals, then the loop
+ * in worker.c.
+ */
+#include "worker/worker.h"
+
+#include "common/config.h"
+#include "common/log.h"
+#include "grading/grading.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char USAGE[] =
+    "Usage: scoreline-worker [OPTIONS]\n"
+    "\n"
+    "A stateless scoreline worker: connects to one or more brokers, grades the\n"
+    "jobs it is given against rubrics cached from Redis, and returns each score\n"
+    "event to the broker that sent the job.\n"
+    "\n"
+    "Options (each also read from the environment variable shown):\n"
+    "  --redis URL          Redis URL (default " CONFIG_DEFAULT_REDIS ")  [SCORELINE_REDIS_URL]\n"
+    "  --prefix P           Redis key prefix (default " CONFIG_DEFAULT_PREFIX ")  [SCORELINE_PREFIX]\n"
+    "  --broker EP          a broker's work endpoint; repeat for several brokers\n"
+    "                       (default " CONFIG_DEFAULT_WORK ")\n"
+    "                       [SCORELINE_BROKERS, comma-separated]\n"
+    "  --credit N           most jobs held at once, 1..10000 (default 16) [SCORELINE_CREDIT]\n"
+    "  --id ID              worker id in events and logs (default HOST:PID:RANDOM)\n"
+    "                                                                   [SCORELINE_WORKER_ID]\n"
+    "  --heartbeat MS       heartbeat interval (default 1000)           [SCORELINE_HEARTBEAT_MS]\n"
+    "  --liveness N         missed heartbeats before a broker is presumed gone and\n"
+    "                       the connection is remade (default 3)       [SCORELINE_LIVENESS]\n"
+    "  --cache-size N       rubrics kept in memory (default 64)        [SCORELINE_CACHE_SIZE]\n"
+    "  --grace MS           on SIGTERM, longest wait to finish and flush (default 8000)\n"
+    "                                                                   [SCORELINE_GRACE_MS]\n"
+    "  --redis-timeout MS   Redis connect/command timeout (default 2000)\n"
+    "                                                                   [SCORELINE_REDIS_TIMEOUT_MS]\n"
+    "  --log-level LEVEL    debug, info, warn, error (default info)     [SCORELINE_LOG_LEVEL]\n"
+    "  -h, --help           show this help and exit\n"
+    "  -V, --version        show the version and exit\n"
+    "\n"
+    "Exit status: 0 after a clean drain (SIGTERM/SIGINT), 2 on bad flags, 3 when\n"
+    "Redis cannot be reached at start.\n";
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    worker_stop();
+}
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "scoreline-worker: %s\n", msg);
+    fprintf(stderr, "Try 'scoreline-worker --help'.\n");
+    return 2;
+}
+
+static int number(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char err[160], msg[256];
+    if (config_parse_u64(text, min, max, out, err, sizeof err) != 0) {
+        snprintf(msg, sizeof msg, "%s: %s", flag, err);
+        fail(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        OPT_REDIS = 256, OPT_PREFIX, OPT_BROKER, OPT_CREDIT, OPT_ID, OPT_HEARTBEAT, OPT_LIVENESS,
+        OPT_CACHE, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL
+    };
+    static const struct option opts[] = {{"redis", required_argument, 0, OPT_REDIS},
+                                         {"prefix", required_argument, 0, OPT_PREFIX},
+                                         {"broker", required_argument, 0, OPT_BROKER},
+                                         {"credit", required_argument, 0, OPT_CREDIT},
+                                         {"id", required_argument, 0, OPT_ID},
+                                         {"heartbeat", required_argument, 0, OPT_HEARTBEAT},
+                                         {"liveness", required_argument, 0, OPT_LIVENESS},
+                                         {"cache-size", required_argument, 0, OPT_CACHE},
+                                         {"grace", required_argument, 0, OPT_GRACE},
+                                         {"redis-timeout", required_argument, 0, OPT_REDIS_TIMEOUT},
+                                         {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
+    const char *redis = config_env("SCORELINE_REDIS_URL", CONFIG_DEFAULT_REDIS);
+    const char *prefix = config_env("SCORELINE_PREFIX", CONFIG_DEFAULT_PREFIX);
+    const char *brokers_env = config_env("SCORELINE_BROKERS", CONFIG_DEFAULT_WORK);
+    const char *credit = config_env("SCORELINE_CREDIT", "16");
+    const char *id = config_env("SCORELINE_WORKER_ID", NULL);
+    const char *heartbeat = config_env("SCORELINE_HEARTBEAT_MS", "1000");
+    const char *liveness = config_env("SCORELINE_LIVENESS", "3");
+    const char *cache = config_env("SCORELINE_CACHE_SIZE", "64");
+    const char *grace = config_env("SCORELINE_GRACE_MS", "8000");
+    const char *redis_timeout = config_env("SCORELINE_REDIS_TIMEOUT_MS", "2000");
+    const char *log_level = config_env("SCORELINE_LOG_LEVEL", "info");
+
+    worker_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_REDIS: redis = optarg; break;
+        case OPT_PREFIX: prefix = optarg; break;
+        case OPT_BROKER:
+            if (cfg.nbrokers == WORKER_MAX_BROKERS)
+                return fail("--broker: at most 16 brokers");
+            cfg.brokers[cfg.nbrokers++] = optarg;
+            break;
+        case OPT_CREDIT: credit = optarg; break;
+        case OPT_ID: id = optarg; break;
+        case OPT_HEARTBEAT: heartbeat = optarg; break;
+        case OPT_LIVENESS: liveness = optarg; break;
+        case OPT_CACHE: cache = optarg; break;
+        case OPT_GRACE: grace = optarg; break;
+        case OPT_REDIS_TIMEOUT: redis_timeout = optarg; break;
+        case OPT_LOG_LEVEL: log_level = optarg; break;
+        case 'h': fputs(USAGE, stdout); return 0;
+        case 'V': printf("scoreline-worker 0.1.0 (%s)\n", GRADING_ENGINE); return 0;
+        case ':': {
+            char msg[128];
+            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
+            return fail(msg);
+        }
+        default: {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+            return fail(msg);
+        }
+        }
+    }
+    if (optind < argc) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
+        return fail(msg);
+    }
+    /* Brokers from the environment when no --broker flag was given. */
+    char *env_copy = NULL;
+    if (cfg.nbrokers == 0) {
+        env_copy = strdup(brokers_env);
+        for (char *save = NULL, *tok = strtok_r(env_copy, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (cfg.nbrokers == WORKER_MAX_BROKERS) {
+                free(env_copy);
+                return fail("SCORELINE_BROKERS: at most 16 brokers");
+            }
+            cfg.brokers[cfg.nbrokers++] = tok;
+        }
+        if (cfg.nbrokers == 0) {
+            free(env_copy);
+            return fail("no broker endpoint given");
+        }
+    }
+    char err[512];
+    int rc = 2;
+    int level = log_level_parse(log_level);
+    if (level < 0) {
+        rc = fail("--log-level: expected debug, info, warn or error");
+        goto out;
+    }
+    if (sodium_init() < 0) {
+        rc = fail("libsodium failed to initialise");
+        goto out;
+    }
+    if (redis_url_parse(redis, &cfg.redis, err, sizeof err) != 0) {
+        rc = fail(err);
+        goto out;
+    }
+    redis_url_describe(&cfg.redis, cfg.redis_text, sizeof cfg.redis_text);
+    if (!*prefix || strlen(prefix) >= sizeof cfg.prefix) {
+        rc = fail("--prefix: must be 1..127 bytes");
+        goto out;
+    }
+    snprintf(cfg.prefix, sizeof cfg.prefix, "%s", prefix);
+    if (id) {
+        if (!*id || strlen(id) > 128) {
+            rc = fail("--id: must be 1..128 bytes");
+            goto out;
+        }
+        snprintf(cfg.id, sizeof cfg.id, "%s", id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg.id, sizeof cfg.id, "%s:%d:%08x", host, (int)getpid(), randombytes_random());
+    }
+    if (number("--credit", credit, 1, 10000, &cfg.credit) ||
+        number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
+        number("--liveness", liveness, 1, 100, &cfg.liveness) ||
+        number("--cache-size", cache, 1, 100000, &cfg.cache_size) ||
+        number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
+        number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms))
+        goto out;
+    log_init("worker", (log_level_t)level);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    worker_t *w = worker_new(&cfg, err, sizeof err, &rc);
+    if (!w) {
+        log_error("worker.start_failed", "error=\"%s\"", err);
+        fprintf(stderr, "scoreline-worker: %s\n", err);
+        goto out;
+    }
+    rc = worker_run(w);
+    worker_destroy(&w);
+out:
+    free(env_copy);
+    return rc;
+}

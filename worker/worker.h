@@ -1,0 +1,46 @@
+/*
+ * worker.h - scoreline-worker: connects a DEALER to each broker, announces
+ * its credit window, grades every JOB with the pure engine in grading/, and
+ * sends each RESULT back on the connection the job came from.
+ *
+ * Rubrics are looked up by content hash: the in-process LRU first, then
+ * Redis (<prefix>rubric:hash:<hash>), then the rubric sent inline with the
+ * job, which is then stored in Redis for the next worker.
+ */
+#ifndef SCORELINE_WORKER_H
+#define SCORELINE_WORKER_H
+
+#include "common/redis_url.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WORKER_MAX_BROKERS 16
+
+typedef struct worker_config {
+    redis_url_t redis;
+    char redis_text[512];
+    char prefix[128];
+    char id[129];
+    const char *brokers[WORKER_MAX_BROKERS];
+    size_t nbrokers;
+    uint64_t credit;
+    uint64_t heartbeat_ms;
+    uint64_t liveness;
+    uint64_t cache_size;
+    uint64_t grace_ms;
+    uint64_t redis_timeout_ms;
+} worker_config_t;
+
+typedef struct worker worker_t;
+
+/* Connect to Redis and the brokers. NULL with a sentence in err and
+ * *exit_code (2 config, 3 Redis unavailable). */
+worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *exit_code);
+/* Run until worker_stop; drains and returns the exit code. */
+int worker_run(worker_t *w);
+/* Ask the loop to drain and stop (async-signal-safe). */
+void worker_stop(void);
+void worker_destroy(worker_t **self_p);
+
+#endif
