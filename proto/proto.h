@@ -203,7 +203,20 @@ typedef struct proto_result {
 typedef struct proto_decoder proto_decoder_t;
 
 /* A decoder owns the memory of what it decodes; reuse it for every message
- * on a socket. max_body of 0 means PROTO_DEFAULT_MAX_BODY. */
+ * on a socket. max_body of 0 means PROTO_DEFAULT_MAX_BODY. NULL when out of
+ * memory.
+ *
+ * Every proto_decode_* copies the body, checks size, msgpack well-formedness
+ * (bounded pre-scan: declared lengths must fit, depth <= PROTO_MAX_DEPTH) and
+ * the fields, and returns PROTO_OK or the error also stored in *err (err may
+ * be NULL). On failure *out is zeroed or partly filled and must not be used,
+ * except proto_decode_job, which leaves out->job.job_id set when readable.
+ * Results stay valid until the next decode on the same decoder.
+ *
+ * proto_decode_submit fails only for message-level problems. Each job is
+ * validated on its own: check out->jobs[i].err.code (PROTO_OK or the reason,
+ * with a message naming "jobs[i].field"); a refused job still has job_id set
+ * when its id was readable, else job_id.len == 0. */
 proto_decoder_t *proto_decoder_new(size_t max_body);
 void proto_decoder_destroy(proto_decoder_t **self_p);
 
@@ -224,15 +237,24 @@ proto_err_t proto_decode_heartbeat(proto_decoder_t *d, const void *body, size_t 
 proto_err_t proto_decode_disconnect(proto_decoder_t *d, const void *body, size_t len,
                                     proto_disconnect_t *out, proto_error_t *err);
 
-/* Validate one job map (as found in SUBMIT.jobs or JOB.job) into out. */
+/* Validate one job map (as found in SUBMIT.jobs or JOB.job) into out.
+ * path prefixes error messages ("jobs[3]" gives "jobs[3].tenant: ..."), NULL
+ * or "" for none. out->err gets the outcome too; out->raw is o; strings point
+ * into o's storage. Usable without a decoder (e.g. on a journaled job). */
 proto_err_t proto_job_from_object(const msgpack_object *o, const char *path, proto_job_t *out,
                                   proto_error_t *err);
 
 /* ---- Encoding -------------------------------------------------------- */
-/* Encoders append one msgpack body to buf (callers clear it first). They
- * return 0, or -1 on allocation failure. */
+/* Encoders append one msgpack body to buf (callers clear it first). Keys are
+ * written in a fixed order (PROTOCOL.md tables), absent optional fields are
+ * left out, sentences are cut to PROTO_MAX_MESSAGE bytes on a UTF-8 boundary.
+ * They return 0, or -1 on allocation failure or when the arguments break the
+ * contract (NULL pointers, spliced bytes that are not exactly one msgpack
+ * map, status "ok" without a result map or digest). */
 
-/* Pack one job map from its fields (responses packed with msgpack_pack_object). */
+/* Pack one job map from its fields (responses and meta packed with
+ * msgpack_pack_object; keys this version does not know are not kept: to
+ * forward a received job unchanged, pack job->raw instead). */
 int proto_encode_job_record(msgpack_sbuffer *buf, const proto_job_t *job);
 /* SUBMIT: job_maps are already-packed job maps (proto_encode_job_record), spliced. */
 int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffer *const *job_maps,
@@ -246,7 +268,9 @@ int proto_encode_job(msgpack_sbuffer *buf, uint32_t attempt, uint64_t accepted_u
 int proto_encode_heartbeat(msgpack_sbuffer *buf, const proto_heartbeat_t *m);
 int proto_encode_disconnect(msgpack_sbuffer *buf, const proto_disconnect_t *m);
 /* RESULT: m->result is ignored; result_map/result_len (a packed grading result
- * map, or NULL for an error result) are spliced unchanged under "result". */
+ * map, or NULL for an error result) are spliced unchanged under "result".
+ * status "ok"/"error" comes from m->status, or when empty from whether
+ * result_map is given; an error result writes error {code, message}. */
 int proto_encode_result(msgpack_sbuffer *buf, const proto_result_t *m, const void *result_map,
                         size_t result_len);
 
