@@ -64,6 +64,11 @@ grading_err_t grading_rubric_load_json(const char *text, size_t len, grading_rub
 grading_err_t grading_rubric_load_msgpack(const void *buf, size_t len, grading_rubric_t **out,
                                           grading_error_t *err);
 void grading_rubric_destroy(grading_rubric_t **self_p);
+/* Validate a rubric written as JSON and list its errors: up to max_errs are
+ * written to errs, *n_errs says how many. GRADING_OK when the rubric is valid.
+ * (`scoreline rubric lint` uses it to report every problem at once.) */
+grading_err_t grading_rubric_lint_json(const char *text, size_t len, grading_error_t *errs,
+                                       size_t max_errs, size_t *n_errs);
 
 const char *grading_rubric_id(const grading_rubric_t *r);
 /* SHA-256 of the canonical form, 64 lowercase hex digits. */
@@ -90,5 +95,11 @@ typedef struct grading_result {
 grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *responses,
                             grading_result_t *out, grading_error_t *err);
 void grading_result_free(grading_result_t *res);
+
+/* Render a result (the bytes grading_grade produced, for this rubric) as text
+ * for a person: decision, totals, sections, then each item's trace with its
+ * evidence. Returns a NUL-terminated malloc'd string the caller frees, or NULL
+ * when the bytes are not a result. (`scoreline grade --explain`.) */
+char *grading_explain(const grading_rubric_t *r, const void *result, size_t len);
 
 #endif

@@ -1,0 +1,320 @@
+/*
+ * grade.c - grading_grade: responses in, result map and digest out.
+ *
+ * The call owns one arena; every item scorer writes its points, status and
+ * trace into an item_result_t; aggregate.c turns those into sections, total,
+ * band; redflag.c evaluates the red flags; then the result tree is packed
+ * (map keys sorted bytewise, arrays in rubric order) and digested:
+ *
+ *   digest = SHA-256( msgpack [ engine, rubric_hash, responses, result ] )
+ *
+ * where responses is the normalised responses map (keys sorted, float64 as
+ * its %.15g decimal string) and result is the result map without "digest".
+ * The digest is then added to the map. Nothing here reads a clock, the
+ * locale or global state, so two processes produce the same bytes.
+ */
+#include "internal.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+stemmer_box_t *ctx_stemmer(grade_ctx_t *c)
+{
+    if (!c->stemmer)
+        c->stemmer = stemmer_box_new();
+    return c->stemmer;
+}
+
+bool mp_str(const msgpack_object *o, const char **s, size_t *len)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return false;
+    *s = o->via.str.ptr;
+    *len = o->via.str.size;
+    return true;
+}
+
+tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool matched,
+                    int64_t points_milli, const char *detail)
+{
+    tnode_t *m = t_map(c->a);
+    t_set(c->a, m, "rule", t_strz(c->a, rule));
+    t_set(c->a, m, "matched", t_bool(c->a, matched));
+    t_set(c->a, m, "points_milli", t_int(c->a, points_milli));
+    t_set(c->a, m, "detail", t_strz(c->a, detail ? detail : ""));
+    t_push(c->a, trace, m);
+    return m;
+}
+
+/* Evidence: {"start": byte offset, "end": byte offset, "text": original bytes}
+ * (text cut at 200 bytes on a UTF-8 boundary). */
+void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t start, size_t end)
+{
+    if (!rule)
+        return;
+    tnode_t *ev = t_get(rule, "evidence");
+    if (!ev) {
+        ev = t_arr(c->a);
+        t_set(c->a, rule, "evidence", ev);
+    }
+    tnode_t *e = t_map(c->a);
+    t_set(c->a, e, "start", t_int(c->a, (int64_t)start));
+    t_set(c->a, e, "end", t_int(c->a, (int64_t)end));
+    size_t n = end - start;
+    if (n > 200) {
+        n = 200;
+        while (n > 0 && ((unsigned char)text[start + n] & 0xc0) == 0x80)
+            n--;
+    }
+    t_set(c->a, e, "text", t_str(c->a, text + start, n));
+    t_push(c->a, ev, e);
+}
+
+static const char *status_name(item_status_t s)
+{
+    return s == ST_SCORED ? "scored" : s == ST_UNANSWERED ? "unanswered" : "pending";
+}
+
+static bool pack_tree(tnode_t *t, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return t_pack(t, &pk);
+}
+
+static grading_err_t grade_items(grade_ctx_t *c, const msgpack_object **resp_for,
+                                 item_result_t *res, grading_error_t *err)
+{
+    const grading_rubric_t *r = c->r;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const item_t *it = &r->items[i];
+        item_result_t *ir = &res[i];
+        ir->trace = t_arr(c->a);
+        ir->detail = t_map(c->a);
+        size_t ne = it->n_elements ? it->n_elements : 1;
+        ir->elem_matched = arena_alloc(c->a, ne * sizeof *ir->elem_matched);
+        ir->elem_points = arena_alloc(c->a, ne * sizeof *ir->elem_points);
+        ir->elem_evidence = arena_alloc(c->a, ne * sizeof *ir->elem_evidence);
+        if (c->a->oom)
+            return GRADING_ERR_NOMEM;
+        const char *path = arena_printf(c->a, "responses.%s", it->id);
+        grading_err_t rc = item_ops_for(it->type)->grade(c, it, resp_for[i], path, ir, err);
+        if (rc != GRADING_OK)
+            return rc;
+        if (ir->status == ST_UNANSWERED || ir->status == ST_PENDING)
+            ir->earned_milli = ir->status == ST_UNANSWERED ? 0 : ir->earned_milli;
+        if (ir->earned_milli < 0)
+            ir->earned_milli = 0;
+        if (ir->earned_milli > it->points_milli)
+            ir->earned_milli = it->points_milli;
+        if (c->a->oom)
+            return GRADING_ERR_NOMEM;
+    }
+    return GRADING_OK;
+}
+
+static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const aggregate_t *ag,
+                             tnode_t *flags, const char *decision)
+{
+    const grading_rubric_t *r = c->r;
+    arena_t *a = c->a;
+    tnode_t *m = t_map(a);
+    t_set(a, m, "engine", t_strz(a, GRADING_ENGINE));
+    tnode_t *rub = t_map(a);
+    t_set(a, rub, "id", t_strz(a, r->id));
+    t_set(a, rub, "version", t_strz(a, r->version));
+    t_set(a, rub, "hash", t_strz(a, r->hash));
+    t_set(a, m, "rubric", rub);
+    t_set(a, m, "decision", t_strz(a, decision));
+    t_set(a, m, "band", t_strz(a, ag->band->id));
+    t_set(a, m, "status", t_strz(a, ag->pending ? "pending" : "complete"));
+    tnode_t *tot = t_map(a);
+    t_set(a, tot, "percent_bp", t_int(a, ag->total_bp));
+    t_set(a, tot, "points_milli", t_int(a, ag->total_points));
+    t_set(a, tot, "max_milli", t_int(a, ag->total_max));
+    t_set(a, m, "total", tot);
+    tnode_t *secs = t_arr(a);
+    for (size_t s = 0; s < r->n_sections; s++) {
+        tnode_t *sm = t_map(a);
+        t_set(a, sm, "id", t_strz(a, r->sections[s].id));
+        t_set(a, sm, "weight_milli", t_int(a, r->sections[s].weight_milli));
+        t_set(a, sm, "percent_bp", t_int(a, ag->section_bp[s]));
+        t_set(a, sm, "points_milli", t_int(a, ag->section_points[s]));
+        t_set(a, sm, "max_milli", t_int(a, ag->section_max[s]));
+        t_set(a, sm, "status", t_strz(a, ag->section_pending[s] ? "pending" : "complete"));
+        t_push(a, secs, sm);
+    }
+    t_set(a, m, "sections", secs);
+    tnode_t *items = t_arr(a);
+    for (size_t i = 0; i < r->n_items; i++) {
+        const item_t *it = &r->items[i];
+        tnode_t *im = t_map(a);
+        t_set(a, im, "id", t_strz(a, it->id));
+        t_set(a, im, "type", t_strz(a, item_type_name(it->type)));
+        t_set(a, im, "section", t_strz(a, r->sections[it->section].id));
+        t_set(a, im, "status", t_strz(a, status_name(res[i].status)));
+        t_set(a, im, "points_milli", t_int(a, res[i].earned_milli));
+        t_set(a, im, "max_milli", t_int(a, it->points_milli));
+        t_set(a, im, "weight_milli", t_int(a, it->weight_milli));
+        t_set(a, im, "percent_bp", t_int(a, item_percent_bp(it, &res[i])));
+        t_set(a, im, "trace", res[i].trace);
+        t_set(a, im, "detail", res[i].detail);
+        t_push(a, items, im);
+    }
+    t_set(a, m, "items", items);
+    t_set(a, m, "red_flags", flags);
+    return m;
+}
+
+/* Grade responses against rubric (see grading.h). */
+grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *responses,
+                            grading_result_t *out, grading_error_t *err)
+{
+    err_clear(err);
+    memset(out, 0, sizeof *out);
+    if (!r) {
+        err_set(err, GRADING_ERR_INVALID_RUBRIC, "", "no rubric");
+        return GRADING_ERR_INVALID_RUBRIC;
+    }
+    if (responses && responses->type != MSGPACK_OBJECT_MAP &&
+        responses->type != MSGPACK_OBJECT_NIL) {
+        err_set(err, GRADING_ERR_INVALID_RESPONSE, "responses",
+                "responses are a map from item id to response");
+        return GRADING_ERR_INVALID_RESPONSE;
+    }
+    arena_t arena = {0};
+    grade_ctx_t c = {.r = r, .a = &arena};
+    grading_err_t rc = GRADING_OK;
+    const msgpack_object **resp_for = arena_alloc(&arena, r->n_items * sizeof *resp_for);
+    item_result_t *res = arena_alloc(&arena, r->n_items * sizeof *res);
+    if (!resp_for || !res) {
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
+    uint32_t nresp =
+        responses && responses->type == MSGPACK_OBJECT_MAP ? responses->via.map.size : 0;
+    for (uint32_t k = 0; k < nresp; k++) {
+        const msgpack_object_kv *kv = &responses->via.map.ptr[k];
+        const char *key;
+        size_t klen;
+        if (!mp_str(&kv->key, &key, &klen)) {
+            err_set(err, GRADING_ERR_INVALID_RESPONSE, "responses",
+                    "response keys are item ids (strings)");
+            rc = GRADING_ERR_INVALID_RESPONSE;
+            goto done;
+        }
+        const item_t *it = rubric_find_item(r, key, klen);
+        if (!it) {
+            char path[160];
+            snprintf(path, sizeof path, "responses.%.*s", (int)(klen > 128 ? 128 : klen), key);
+            err_set(err, GRADING_ERR_INVALID_RESPONSE, path, "rubric %s has no item \"%.*s\"",
+                    r->id, (int)(klen > 128 ? 128 : klen), key);
+            rc = GRADING_ERR_INVALID_RESPONSE;
+            goto done;
+        }
+        size_t idx = (size_t)(it - r->items);
+        if (resp_for[idx]) {
+            err_set(err, GRADING_ERR_INVALID_RESPONSE, arena_printf(&arena, "responses.%s", it->id),
+                    "the item is answered twice");
+            rc = GRADING_ERR_INVALID_RESPONSE;
+            goto done;
+        }
+        resp_for[idx] = &kv->val;
+    }
+    rc = grade_items(&c, resp_for, res, err);
+    if (rc != GRADING_OK)
+        goto done;
+    aggregate_t ag;
+    if (!aggregate_compute(&c, res, &ag)) {
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
+    /* red flags */
+    tnode_t *flags = t_arr(&arena);
+    bool disqualified = false, review = false;
+    for (size_t f = 0; f < r->n_flags; f++) {
+        const red_flag_t *fl = &r->flags[f];
+        tnode_t *fm = t_map(&arena);
+        tnode_t *ev = t_arr(&arena);
+        bool pending = false;
+        bool fired = redflag_eval(&c, fl->expr, res, &ag, ev, &pending);
+        const char *state = pending ? "pending" : fired ? "fired" : "clear";
+        if (pending)
+            fired = false;
+        t_set(&arena, fm, "id", t_strz(&arena, fl->id));
+        t_set(&arena, fm, "when", t_strz(&arena, fl->when));
+        t_set(&arena, fm, "reason", t_strz(&arena, fl->reason));
+        t_set(&arena, fm, "effect", t_strz(&arena, fl->effect));
+        t_set(&arena, fm, "fired", t_bool(&arena, fired));
+        t_set(&arena, fm, "state", t_strz(&arena, state));
+        t_set(&arena, fm, "evidence", ev);
+        t_push(&arena, flags, fm);
+        if (fired && strcmp(fl->effect, "disqualify") == 0)
+            disqualified = true;
+        if (fired && strcmp(fl->effect, "review") == 0)
+            review = true;
+    }
+    const char *decision = ag.band->decision;
+    if (disqualified)
+        decision = "reject";
+    else if (ag.pending)
+        decision = "pending";
+    else if (review && strcmp(decision, "advance") == 0)
+        decision = "review";
+    tnode_t *result = build_result(&c, res, &ag, flags, decision);
+    /* digest over [engine, rubric hash, normalised responses, result] */
+    tnode_t *dig = t_arr(&arena);
+    t_push(&arena, dig, t_strz(&arena, GRADING_ENGINE));
+    t_push(&arena, dig, t_strz(&arena, r->hash));
+    t_push(&arena, dig,
+           responses && responses->type == MSGPACK_OBJECT_MAP
+               ? responses_normalize(&arena, responses, 0)
+               : t_map(&arena));
+    t_push(&arena, dig, result);
+    if (arena.oom) {
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (!pack_tree(dig, &sb)) {
+        msgpack_sbuffer_destroy(&sb);
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    sodium_bin2hex(out->digest, sizeof out->digest, h, sizeof h);
+    t_set(&arena, result, "digest", t_strz(&arena, out->digest));
+    msgpack_sbuffer_init(&sb);
+    if (arena.oom || !pack_tree(result, &sb)) {
+        msgpack_sbuffer_destroy(&sb);
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
+    out->data = (uint8_t *)sb.data;
+    out->len = sb.size;
+done:
+    if (rc == GRADING_ERR_NOMEM)
+        err_set(err, rc, "", "out of memory while grading");
+    if (c.match_data)
+        pcre2_match_data_free(c.match_data);
+    stemmer_box_free(c.stemmer);
+    arena_free(&arena);
+    if (rc != GRADING_OK)
+        memset(out->digest, 0, sizeof out->digest);
+    return rc;
+}
+
+void grading_result_free(grading_result_t *res)
+{
+    if (!res)
+        return;
+    free(res->data);
+    res->data = NULL;
+    res->len = 0;
+}

@@ -1,0 +1,408 @@
+/*
+ * internal.h - the engine's private model, shared by the files of grading/.
+ *
+ * Nothing here is installed or used outside grading/. The pieces:
+ *
+ *   arena     bump allocator; a rubric and each grading call own one, so a
+ *             compiled rubric is one allocation tree and a grade call frees
+ *             everything at once.
+ *   tree      a small msgpack-shaped value tree (nil/bool/int/str/array/map)
+ *             built in an arena; maps are packed with keys sorted bytewise.
+ *             It carries the canonical rubric and the result.
+ *   dec       exact decimals (int64 mantissa, base-10 exponent).
+ *   model     the compiled rubric: sections, items and their type specs.
+ *   grading   per-call context and per-item results handed to aggregation.
+ */
+#ifndef SCORELINE_GRADING_INTERNAL_H
+#define SCORELINE_GRADING_INTERNAL_H
+
+#include "grading.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- limits (documented in RUBRIC.md "Limits") ---- */
+#define GRADING_RUBRIC_MAX_BYTES (4u << 20) /* rubric JSON or msgpack */
+#define GRADING_TEXT_MAX_BYTES (1u << 20)   /* one string response */
+#define GRADING_ITEMS_MAX 1000              /* items in a rubric */
+#define GRADING_LIST_MAX 1000               /* entries in a response array */
+#define GRADING_PATTERN_MATCH_LIMIT 100000  /* PCRE2 match limit */
+#define GRADING_PATTERN_DEPTH_LIMIT 1000    /* PCRE2 depth limit */
+#define GRADING_MAX_ERRORS 64               /* errors collected by the loader */
+
+/* ---- arena ---- */
+typedef struct arena_block arena_block_t;
+typedef struct arena {
+    arena_block_t *head;
+    size_t total; /* bytes reserved from malloc */
+    bool oom;     /* an allocation failed; the owner reports GRADING_ERR_NOMEM */
+} arena_t;
+
+/* Zeroed, 16-byte aligned memory living until arena_free; NULL (and a->oom) on failure. */
+void *arena_alloc(arena_t *a, size_t n);
+/* Copy of s[0..n) with a terminating NUL. */
+char *arena_strndup(arena_t *a, const char *s, size_t n);
+char *arena_strdup(arena_t *a, const char *s);
+char *arena_printf(arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void arena_free(arena_t *a);
+
+/* ---- value tree ---- */
+typedef enum tkind { T_NIL, T_BOOL, T_INT, T_STR, T_ARR, T_MAP } tkind_t;
+typedef struct tnode tnode_t;
+struct tnode {
+    tkind_t kind;
+    int64_t i;      /* T_BOOL (0/1), T_INT */
+    const char *s;  /* T_STR (may contain NUL; len is authoritative) */
+    size_t len;     /* T_STR length */
+    tnode_t **kids; /* T_ARR elements, T_MAP values */
+    const char **keys;
+    size_t n, cap;
+};
+
+tnode_t *t_nil(arena_t *a);
+tnode_t *t_bool(arena_t *a, bool v);
+tnode_t *t_int(arena_t *a, int64_t v);
+tnode_t *t_str(arena_t *a, const char *s, size_t len);
+tnode_t *t_strz(arena_t *a, const char *s);
+tnode_t *t_arr(arena_t *a);
+tnode_t *t_map(arena_t *a);
+/* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
+void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
+/* Set key in a map (key copied). A key set twice keeps the last value. */
+void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
+tnode_t *t_get(const tnode_t *map, const char *key);
+/* Pack with map keys sorted bytewise. Returns false on allocation failure. */
+bool t_pack(tnode_t *n, msgpack_packer *pk);
+
+/* ---- exact decimals ---- */
+/* value = m * 10^e, normalised: m has no trailing zero digits, m == 0 => e == 0,
+ * |m| < 10^18. */
+typedef struct dec {
+    int64_t m;
+    int32_t e;
+} dec_t;
+
+#define DEC_MAX_DIGITS 18
+#define DEC_MAX_EXP 40
+
+/* Parse [+-]digits[.digits][e[+-]digits] exactly; false if malformed or out of range. */
+bool dec_parse(const char *s, size_t len, dec_t *out);
+/* Plain notation without exponent ("8.3", "-0.05", "450000"); returns strlen. buf >= 64. */
+size_t dec_format(dec_t d, char *buf, size_t cap);
+/* The %.15g rule: a binary double becomes the decimal its 15-significant-digit
+ * rendering spells, independent of the C locale. */
+bool dec_from_double(double v, dec_t *out);
+dec_t dec_from_int(int64_t v);
+int dec_cmp(dec_t a, dec_t b);
+int dec_sign(dec_t a);
+dec_t dec_abs(dec_t a);
+dec_t dec_neg(dec_t a);
+bool dec_add(dec_t a, dec_t b, dec_t *out);
+bool dec_sub(dec_t a, dec_t b, dec_t *out);
+bool dec_mul(dec_t a, dec_t b, dec_t *out);
+/* Multiply by 10^k. */
+dec_t dec_shift(dec_t a, int k);
+/* Round half away from zero to `places` decimal places (may be negative). */
+bool dec_round_places(dec_t a, int places, dec_t *out);
+/* Round half away from zero to `sig` significant digits. */
+bool dec_round_sig(dec_t a, int sig, dec_t *out);
+/* Number of decimal places needed to write a (0 for integers). */
+int dec_places(dec_t a);
+/* a * 10^scale as an int64 when that is an integer; false otherwise. */
+bool dec_to_scaled(dec_t a, int scale, int64_t *out);
+
+/* ---- fixed point ---- */
+/* The engine's single rounding rule: num/den rounded half up (den > 0, num >= 0).
+ * Negative numerators round half away from zero, symmetrically. */
+int64_t fx_div_round(__int128 num, __int128 den);
+
+/* ---- errors ---- */
+void err_set(grading_error_t *err, grading_err_t code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void err_clear(grading_error_t *err);
+
+/* ---- text normalisation (textnorm.c) ---- */
+/* One word of candidate or rubric text: normalised form, its Snowball stem and
+ * its byte span in the original text. */
+typedef struct token {
+    const char *norm; /* NFKC + case fold, NUL-terminated */
+    const char *stem; /* Snowball English stem of norm */
+    uint32_t norm_len, stem_len;
+    uint32_t start, end; /* byte offsets into the original text */
+    uint32_t sentence;   /* sentence index (split on . ! ? and newlines) */
+    uint32_t clause;     /* clause index (also split on , ; : and "but") */
+    uint32_t line;       /* line index */
+    uint16_t flags;      /* TOK_* */
+} token_t;
+
+#define TOK_NUMBER 0x01 /* starts with a digit */
+#define TOK_NEGATOR 0x02
+#define TOK_HEDGE 0x04
+#define TOK_PARA_START 0x08 /* first token of a paragraph */
+
+typedef struct tokens {
+    token_t *v;
+    size_t n;
+    uint32_t paragraphs;
+    uint32_t sentences;
+} tokens_t;
+
+typedef struct stemmer_box stemmer_box_t;
+/* A Snowball English stemmer, owned by one thread at a time. */
+stemmer_box_t *stemmer_box_new(void);
+void stemmer_box_free(stemmer_box_t *s);
+
+/* Split text into words, each normalised and stemmed, keeping original spans.
+ * Invalid UTF-8 bytes separate words. Allocates in a. */
+bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, tokens_t *out);
+/* NFKC + case fold + whitespace folded, for short labels (names, option texts). */
+char *text_fold(arena_t *a, const char *s, size_t len);
+/* Damerau-Levenshtein distance is at most 1. */
+bool text_within_one_edit(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ---- compiled rubric model ---- */
+typedef enum item_type {
+    IT_CHOICE,
+    IT_QUANTITY,
+    IT_TEXT,
+    IT_DATE,
+    IT_ENTITY,
+    IT_ORDERING,
+    IT_PICK,
+    IT_RATING,
+    IT_COUNT
+} item_type_t;
+
+const char *item_type_name(item_type_t t);
+
+typedef struct section {
+    const char *id;
+    const char *title;
+    int64_t weight_milli;
+} section_t;
+
+typedef struct band {
+    const char *id;
+    int64_t min_bp; /* minimum total percent, basis points */
+    const char *decision;
+} band_t;
+
+typedef struct expr expr_t;
+
+typedef struct red_flag {
+    const char *id;
+    const char *reason;
+    const char *effect; /* "disqualify" | "review" */
+    const char *when;
+    expr_t *expr;
+} red_flag_t;
+
+typedef struct item item_t;
+
+/* Named things inside an item that red flags can refer to (text elements,
+ * choice options, ordering constraints ...). */
+typedef struct element_ref {
+    const char *id;
+} element_ref_t;
+
+struct item {
+    const char *id;
+    const char *title;
+    const char *prompt;
+    item_type_t type;
+    size_t section; /* index into rubric sections */
+    int64_t points_milli;
+    int64_t weight_milli;
+    element_ref_t *elements;
+    size_t n_elements;
+    void *spec; /* type-specific compiled spec */
+};
+
+typedef struct alias_group {
+    const char *id;
+    const char *canonical; /* display name */
+    char **folded;         /* folded alias names */
+    size_t n;
+} alias_group_t;
+
+typedef struct synonym_set {
+    char **stems; /* stems of the words in the set */
+    size_t n;
+} synonym_set_t;
+
+struct grading_rubric {
+    arena_t arena;
+    const char *id;
+    const char *version;
+    const char *title;
+    section_t *sections;
+    size_t n_sections;
+    item_t *items;
+    size_t n_items;
+    band_t *bands;
+    size_t n_bands;
+    red_flag_t *flags;
+    size_t n_flags;
+    alias_group_t *aliases;
+    size_t n_aliases;
+    synonym_set_t *synonyms;
+    size_t n_synonyms;
+    uint8_t *canonical;
+    size_t canonical_len;
+    char hash[65];
+    void *pcre_mctx; /* pcre2_match_context_8 with limits; read-only once built */
+    void **patterns; /* compiled pcre2_code_8, freed with the rubric */
+    size_t n_patterns, cap_patterns;
+};
+
+/* Register a compiled PCRE2 pattern so that destroy frees it. */
+bool rubric_keep_pattern(grading_rubric_t *r, void *code);
+
+const item_t *rubric_find_item(const grading_rubric_t *r, const char *id, size_t len);
+/* Index of an element id within an item, or -1. */
+int item_find_element(const item_t *it, const char *id, size_t len);
+/* Synonym set index containing stem, or -1. */
+int rubric_synonym_of(const grading_rubric_t *r, const char *stem, size_t len);
+
+/* ---- loader helpers (loader.c) ---- */
+typedef struct json_t json_t;
+typedef struct loader {
+    grading_rubric_t *r; /* model being compiled (allocations go to r->arena) */
+    arena_t *ta;         /* scratch arena: canonical tree */
+    grading_error_t *errs;
+    size_t n_errs, max_errs, total_errs;
+    void *stemmer; /* stemmer_box_t, for stemming rubric phrases */
+} loader_t;
+
+void ld_error(loader_t *L, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Child paths: "items[3]", "items[3].phrases". Result lives in L->ta. */
+const char *ld_path_key(loader_t *L, const char *path, const char *key);
+const char *ld_path_idx(loader_t *L, const char *path, size_t idx);
+/* Report keys of obj that are not in allowed (NULL-terminated). */
+void ld_check_keys(loader_t *L, json_t *obj, const char *path, const char *const *allowed);
+
+/* Field readers: read obj[key], validate, write the canonical value (default made
+ * explicit) into canon[key], and return the value (copied into the rubric arena).
+ * A missing required field or a wrong type is reported with its path. */
+const char *ld_str(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+                   const char *def, bool required);
+/* An identifier: [A-Za-z0-9_-]{1,64}. */
+const char *ld_ident(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key);
+bool ld_bool(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key, bool def);
+int64_t ld_int(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+               int64_t def, int64_t min, int64_t max);
+/* Decimal written as a JSON string or number; canonical form is its plain
+ * decimal string. def NULL = required. */
+dec_t ld_dec(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+             const char *def);
+/* Optional decimal: canonical nil when absent; *present says which. */
+dec_t ld_dec_opt(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+                 bool *present);
+/* A decimal with at most `scale` places, returned scaled (points -> milli). */
+int64_t ld_scaled(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+                  const char *def, int scale, int64_t min, int64_t max);
+const char *ld_enum(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+                    const char *const *choices, const char *def);
+/* Array field; returns NULL (and reports) when required and absent or not an array. */
+json_t *ld_array(loader_t *L, json_t *obj, const char *path, const char *key, bool required);
+json_t *ld_object(loader_t *L, json_t *obj, const char *path, const char *key, bool required);
+/* Array of strings (copied into the rubric arena); canonical is the same array. */
+char **ld_strings(loader_t *L, json_t *obj, tnode_t *canon, const char *path, const char *key,
+                  size_t *n, bool required);
+/* Strict decimal from a JSON value (string, integer or real). */
+bool ld_dec_value(json_t *v, dec_t *out);
+
+/* ---- canonical.c ---- */
+json_t *mp_to_json(const msgpack_object *o, int depth, char *why, size_t whylen);
+tnode_t *responses_normalize(arena_t *a, const msgpack_object *o, int depth);
+
+/* ---- grading context and per-item results ---- */
+typedef enum item_status { ST_SCORED, ST_UNANSWERED, ST_PENDING } item_status_t;
+
+typedef struct grade_ctx {
+    const grading_rubric_t *r;
+    arena_t *a;
+    stemmer_box_t *stemmer; /* created on first use */
+    void *match_data;       /* pcre2_match_data_8, created on first use */
+} grade_ctx_t;
+
+stemmer_box_t *ctx_stemmer(grade_ctx_t *c);
+
+typedef struct item_result {
+    item_status_t status;
+    int64_t earned_milli; /* clamped to [0, points] */
+    tnode_t *trace;       /* array of rule maps */
+    tnode_t *detail;      /* map of item-specific figures (may stay empty) */
+    bool *elem_matched;   /* per element_ref */
+    int64_t *elem_points; /* per element_ref, milli-points */
+    tnode_t **elem_evidence;
+    bool disagreement; /* rating items */
+} item_result_t;
+
+/* A trace rule: {"rule": name, "matched": m, "points_milli": p, "detail": text}. */
+tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool matched,
+                    int64_t points_milli, const char *detail);
+/* Add an evidence span [start, end) of text to a rule map. */
+void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t start, size_t end);
+/* A msgpack string (or NULL when obj is not a string). */
+bool mp_str(const msgpack_object *o, const char **s, size_t *len);
+
+/* Item type hooks. compile: validate obj (path) and fill it->spec/elements,
+ * writing canonical fields into canon. grade: resp is NULL when unanswered. */
+typedef struct item_ops {
+    const char *name;
+    const char *const *keys; /* type-specific keys allowed besides the common ones */
+    void (*compile)(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, const char *path);
+    grading_err_t (*grade)(grade_ctx_t *c, const item_t *it, const msgpack_object *resp,
+                           const char *path, item_result_t *out, grading_error_t *err);
+} item_ops_t;
+
+extern const item_ops_t choice_ops, quantity_ops, text_ops, date_ops, entity_ops, ordering_ops,
+    pick_ops, rating_ops;
+const item_ops_t *item_ops_for(item_type_t t);
+
+/* Shared by items that score free text by elements (text, pick reasoning). */
+typedef struct text_spec text_spec_t;
+void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj, tnode_t *canon,
+                           const char *path, size_t elem_base);
+grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_spec_t *ts,
+                                  const char *text, size_t len, const tokens_t *toks,
+                                  const char *path, item_result_t *out, size_t elem_base,
+                                  int64_t *earned, grading_error_t *err);
+
+/* Number recognition in free text (numbers.c). */
+typedef enum qkind { QK_NONE, QK_NUMBER, QK_PERCENT, QK_CURRENCY, QK_COUNT } qkind_t;
+typedef struct qnum {
+    dec_t value;      /* scaled value: "$0.45M" -> 450000 */
+    qkind_t kind;     /* from the written unit; QK_NUMBER when bare */
+    char currency[4]; /* "USD", "EUR", "GBP" or "" */
+    size_t start, end;
+    bool negated; /* preceded in its clause by a negator ("not 10%") */
+    bool hedged;
+} qnum_t;
+/* All numbers in text, in order. decimal_comma: "8,3" may be 8.3. */
+size_t numbers_find(arena_t *a, const char *text, size_t len, bool decimal_comma, qnum_t **out);
+const char *qkind_name(qkind_t k);
+
+/* Aggregation (aggregate.c). */
+typedef struct aggregate {
+    int64_t *section_bp, *section_points, *section_max;
+    bool *section_pending, *section_counted;
+    int64_t total_bp, total_points, total_max;
+    bool pending;
+    const band_t *band;
+} aggregate_t;
+int64_t item_percent_bp(const item_t *it, const item_result_t *ir);
+bool aggregate_compute(grade_ctx_t *c, const item_result_t *res, aggregate_t *ag);
+
+/* Red-flag expressions (redflag.c). */
+expr_t *redflag_compile(loader_t *L, const char *src, const char *path);
+/* Evaluate a flag over the graded state. Evidence entries (maps) are
+ * appended to evidence; *pending is set when the outcome depends on an item
+ * still waiting for human ratings. */
+bool redflag_eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
+                  const aggregate_t *ag, tnode_t *evidence, bool *pending);
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * textnorm.c - words of candidate text, normalised once, spans kept.
+ *
+ * Text is cut into words on the original bytes, so every word keeps its byte
+ * span for evidence; each word is then normalised (utf8proc NFKC + case fold;
+ * ASCII words take a fast path that gives the same result) and stemmed with
+ * the Snowball English stemmer. Sentence, clause, line and paragraph indexes
+ * are recorded for negation scope and structure rules. Invalid UTF-8 bytes
+ * separate words and never stop the scan.
+ */
+#include "internal.h"
+
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+struct stemmer_box {
+    struct sb_stemmer *sb;
+};
+
+stemmer_box_t *stemmer_box_new(void)
+{
+    stemmer_box_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->sb = sb_stemmer_new("english", "UTF_8");
+    if (!s->sb) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void stemmer_box_free(stemmer_box_t *s)
+{
+    if (!s)
+        return;
+    sb_stemmer_delete(s->sb);
+    free(s);
+}
+
+static bool is_word_cp(utf8proc_int32_t cp)
+{
+    if (cp < 128)
+        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9');
+    utf8proc_category_t c = utf8proc_category(cp);
+    return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO);
+}
+
+static bool is_digit_byte(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Decode one code point at s[i]; invalid bytes decode as -1 with length 1. */
+static utf8proc_ssize_t decode(const char *s, size_t len, size_t i, utf8proc_int32_t *cp)
+{
+    utf8proc_ssize_t n =
+        utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), cp);
+    if (n <= 0) {
+        *cp = -1;
+        return 1;
+    }
+    return n;
+}
+
+static const char *const NEGATORS[] = {
+    "not",       "no",       "never",    "cannot",  "can't",   "dont",    "don't",
+    "won't",     "isn't",    "aren't",   "wasn't",  "weren't", "doesn't", "didn't",
+    "shouldn't", "wouldn't", "couldn't", "haven't", "hasn't",  "hadn't",  "nor",
+    "neither",   "nobody",   "nothing",  "without", "unable",  "cant",    "wont",
+    "isnt",      "didnt",    "doesnt",   "none",    NULL};
+
+static const char *const HEDGES[] = {"maybe",     "perhaps", "possibly", "might",    "probably",
+                                     "hopefully", "guess",   "unsure",   "somewhat", NULL};
+
+static const char *const CLAUSE_WORDS[] = {"but", "however", "although", "though",
+                                           "yet", "whereas", NULL};
+
+static bool in_list(const char *const *list, const char *w, size_t n)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strlen(list[i]) == n && memcmp(list[i], w, n) == 0)
+            return true;
+    return false;
+}
+
+/* NFKC + case fold of s[0..len); ASCII takes the lowercase fast path. The
+ * typographic apostrophe becomes '. */
+static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_len)
+{
+    bool ascii = true;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 128) {
+            ascii = false;
+            break;
+        }
+    if (ascii) {
+        char *o = arena_alloc(a, len + 1);
+        if (!o)
+            return NULL;
+        for (size_t i = 0; i < len; i++)
+            o[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        *out_len = len;
+        return o;
+    }
+    utf8proc_uint8_t *dst = NULL;
+    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+                                          UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    if (n < 0) {
+        free(dst);
+        *out_len = 0;
+        return arena_strdup(a, "");
+    }
+    /* U+2019 RIGHT SINGLE QUOTATION MARK (e2 80 99) -> ' */
+    char *o = arena_alloc(a, (size_t)n + 1);
+    size_t k = 0;
+    for (utf8proc_ssize_t i = 0; o && i < n; i++) {
+        if (i + 2 < n && dst[i] == 0xe2 && dst[i + 1] == 0x80 && dst[i + 2] == 0x99) {
+            o[k++] = '\'';
+            i += 2;
+        } else {
+            o[k++] = (char)dst[i];
+        }
+    }
+    free(dst);
+    *out_len = k;
+    return o;
+}
+
+/* Split text into normalised, stemmed words with their original spans. */
+bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, tokens_t *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = 64;
+    token_t *v = arena_alloc(a, cap * sizeof *v);
+    if (!v)
+        return false;
+    uint32_t sentence = 0, clause = 0, line = 0;
+    bool para_pending = true, sentence_open = false, clause_open = false;
+    int newlines = 0;
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = decode(text, len, i, &cp);
+        if (!is_word_cp(cp)) {
+            /* separators: sentence and clause punctuation, lines, paragraphs */
+            if (cp == '\n') {
+                line++;
+                if (++newlines >= 2)
+                    para_pending = true;
+                if (sentence_open) {
+                    sentence++;
+                    clause++;
+                    sentence_open = clause_open = false;
+                }
+            } else if (cp == '.' || cp == '!' || cp == '?' || cp == 0x2026) {
+                if (sentence_open) {
+                    sentence++;
+                    clause++;
+                    sentence_open = clause_open = false;
+                }
+            } else if (cp == ',' || cp == ';' || cp == ':' || cp == 0x2014 || cp == 0x2013 ||
+                       cp == '(' || cp == ')') {
+                if (clause_open) {
+                    clause++;
+                    clause_open = false;
+                }
+            } else if (cp != ' ' && cp != '\t' && cp != '\r') {
+                /* other punctuation and symbols: no structure */
+            }
+            if (cp != '\n' && cp != ' ' && cp != '\t' && cp != '\r')
+                newlines = 0;
+            i += (size_t)n;
+            continue;
+        }
+        /* a word: letters/digits/marks, with ' or ’ between letters and . or ,
+         * between digits kept inside */
+        size_t start = i;
+        bool digit_start = is_digit_byte((unsigned char)text[i]);
+        while (i < len) {
+            n = decode(text, len, i, &cp);
+            if (is_word_cp(cp)) {
+                i += (size_t)n;
+                continue;
+            }
+            if ((cp == '\'' || cp == 0x2019) && i + (size_t)n < len) {
+                utf8proc_int32_t nx;
+                decode(text, len, i + (size_t)n, &nx);
+                if (is_word_cp(nx) && !is_digit_byte((unsigned char)text[i - 1])) {
+                    i += (size_t)n;
+                    continue;
+                }
+            }
+            if ((cp == '.' || cp == ',') && i + 1 < len &&
+                is_digit_byte((unsigned char)text[i - 1]) &&
+                is_digit_byte((unsigned char)text[i + 1])) {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        newlines = 0;
+        if (out->n == cap) {
+            token_t *nv = arena_alloc(a, cap * 2 * sizeof *nv);
+            if (!nv)
+                return false;
+            memcpy(nv, v, cap * sizeof *v);
+            v = nv;
+            cap *= 2;
+        }
+        token_t *t = &v[out->n];
+        size_t nl = 0;
+        char *norm = normalize_word(a, text + start, i - start, &nl);
+        if (!norm)
+            return false;
+        if (in_list(CLAUSE_WORDS, norm, nl) && clause_open) {
+            clause++;
+            clause_open = false;
+        }
+        t->norm = norm;
+        t->norm_len = (uint32_t)nl;
+        t->start = (uint32_t)start;
+        t->end = (uint32_t)i;
+        t->sentence = sentence;
+        t->clause = clause;
+        t->line = line;
+        if (digit_start)
+            t->flags |= TOK_NUMBER;
+        if (in_list(NEGATORS, norm, nl) || (nl > 3 && memcmp(norm + nl - 3, "n't", 3) == 0))
+            t->flags |= TOK_NEGATOR;
+        if (in_list(HEDGES, norm, nl))
+            t->flags |= TOK_HEDGE;
+        if (para_pending) {
+            t->flags |= TOK_PARA_START;
+            out->paragraphs++;
+            para_pending = false;
+        }
+        if (st && !digit_start) {
+            const sb_symbol *s = sb_stemmer_stem(st->sb, (const sb_symbol *)norm, (int)nl);
+            int sl = s ? sb_stemmer_length(st->sb) : 0;
+            t->stem = s ? arena_strndup(a, (const char *)s, (size_t)sl) : norm;
+            t->stem_len = s ? (uint32_t)sl : (uint32_t)nl;
+        } else {
+            t->stem = norm;
+            t->stem_len = (uint32_t)nl;
+        }
+        if (!t->stem)
+            return false;
+        sentence_open = clause_open = true;
+        out->n++;
+    }
+    out->v = v;
+    out->sentences = sentence + (sentence_open ? 1 : 0);
+    return true;
+}
+
+/* NFKC + case fold; punctuation and whitespace runs become one space; trimmed. */
+char *text_fold(arena_t *a, const char *s, size_t len)
+{
+    size_t nl = 0;
+    char *norm = normalize_word(a, s, len, &nl);
+    if (!norm)
+        return NULL;
+    char *o = arena_alloc(a, nl + 1);
+    if (!o)
+        return NULL;
+    size_t k = 0;
+    bool space = false;
+    for (size_t i = 0; i < nl;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = decode(norm, nl, i, &cp);
+        if (cp == '\'') {
+            i += (size_t)n;
+            continue;
+        }
+        if (is_word_cp(cp)) {
+            if (space && k)
+                o[k++] = ' ';
+            space = false;
+            memcpy(o + k, norm + i, (size_t)n);
+            k += (size_t)n;
+        } else {
+            space = true;
+        }
+        i += (size_t)n;
+    }
+    o[k] = '\0';
+    return o;
+}
+
+/* Damerau-Levenshtein distance <= 1 (one substitution, insertion, deletion or
+ * adjacent transposition), on bytes. */
+bool text_within_one_edit(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen > blen)
+        return text_within_one_edit(b, blen, a, alen);
+    if (blen - alen > 1)
+        return false;
+    size_t i = 0;
+    while (i < alen && a[i] == b[i])
+        i++;
+    if (i == alen)
+        return true; /* equal, or b has one extra byte at the end */
+    if (alen == blen) {
+        if (memcmp(a + i + 1, b + i + 1, alen - i - 1) == 0)
+            return true; /* substitution */
+        return i + 1 < alen && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+               memcmp(a + i + 2, b + i + 2, alen - i - 2) == 0; /* transposition */
+    }
+    return memcmp(a + i, b + i + 1, alen - i) == 0; /* insertion */
+}
