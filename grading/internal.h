@@ -372,6 +372,10 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
                                   const char *path, item_result_t *out, size_t elem_base,
                                   int64_t *earned, grading_error_t *err);
 
+/* A string response within the size limit; *s NULL when unanswered (text.c). */
+grading_err_t text_response(const msgpack_object *resp, const char *path, const char **s,
+                            size_t *len, grading_error_t *err);
+
 /* Number recognition in free text (numbers.c). */
 typedef enum qkind { QK_NONE, QK_NUMBER, QK_PERCENT, QK_CURRENCY, QK_COUNT } qkind_t;
 typedef struct qnum {

@@ -16,14 +16,8 @@ static grading_err_t no_grade(grade_ctx_t *c, const item_t *it, const msgpack_ob
     return GRADING_ERR_INVALID_RUBRIC;
 }
 
-const item_ops_t text_ops = {"text", NO_KEYS, not_yet, no_grade};
 const item_ops_t date_ops = {"date", NO_KEYS, not_yet, no_grade};
 const item_ops_t entity_ops = {"entity", NO_KEYS, not_yet, no_grade};
 const item_ops_t ordering_ops = {"ordering", NO_KEYS, not_yet, no_grade};
 const item_ops_t pick_ops = {"pick", NO_KEYS, not_yet, no_grade};
 const item_ops_t rating_ops = {"rating", NO_KEYS, not_yet, no_grade};
-
-char *grading_explain(const grading_rubric_t *r, const void *result, size_t len)
-{
-    return NULL;
-}

@@ -15,7 +15,7 @@
 
 #include "grading/grading.h"
 
-static char *tg_read_file(const char *path, size_t *len)
+static inline char *tg_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -35,12 +35,12 @@ static char *tg_read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int tg_key_cmp(const void *a, const void *b)
+static inline int tg_key_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void tg_pack_json(msgpack_packer *pk, json_t *v)
+static inline void tg_pack_json(msgpack_packer *pk, json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
@@ -91,7 +91,7 @@ typedef struct tg_msg {
     msgpack_unpacked up;
 } tg_msg_t;
 
-static const msgpack_object *tg_msg_from_json_value(tg_msg_t *m, json_t *v)
+static inline const msgpack_object *tg_msg_from_json_value(tg_msg_t *m, json_t *v)
 {
     msgpack_sbuffer_init(&m->sb);
     msgpack_packer pk;
@@ -104,7 +104,7 @@ static const msgpack_object *tg_msg_from_json_value(tg_msg_t *m, json_t *v)
     return &m->up.data;
 }
 
-static const msgpack_object *tg_msg_from_json(tg_msg_t *m, const char *json)
+static inline const msgpack_object *tg_msg_from_json(tg_msg_t *m, const char *json)
 {
     json_error_t je;
     json_t *v = json_loads(json, 0, &je);
@@ -117,7 +117,7 @@ static const msgpack_object *tg_msg_from_json(tg_msg_t *m, const char *json)
     return o;
 }
 
-static void tg_msg_free(tg_msg_t *m)
+static inline void tg_msg_free(tg_msg_t *m)
 {
     msgpack_unpacked_destroy(&m->up);
     msgpack_sbuffer_destroy(&m->sb);
@@ -129,7 +129,7 @@ typedef struct tg_result {
     const msgpack_object *root;
 } tg_result_t;
 
-static void tg_result_open(tg_result_t *r, const grading_result_t *res)
+static inline void tg_result_open(tg_result_t *r, const grading_result_t *res)
 {
     msgpack_unpacked_init(&r->up);
     size_t off = 0;
@@ -137,12 +137,12 @@ static void tg_result_open(tg_result_t *r, const grading_result_t *res)
     r->root = &r->up.data;
 }
 
-static void tg_result_close(tg_result_t *r)
+static inline void tg_result_close(tg_result_t *r)
 {
     msgpack_unpacked_destroy(&r->up);
 }
 
-static const msgpack_object *tg_get(const msgpack_object *m, const char *key)
+static inline const msgpack_object *tg_get(const msgpack_object *m, const char *key)
 {
     if (!m || m->type != MSGPACK_OBJECT_MAP)
         return NULL;
@@ -156,7 +156,7 @@ static const msgpack_object *tg_get(const msgpack_object *m, const char *key)
     return NULL;
 }
 
-static int64_t tg_int(const msgpack_object *o)
+static inline int64_t tg_int(const msgpack_object *o)
 {
     if (!o)
         return -999999;
@@ -167,14 +167,14 @@ static int64_t tg_int(const msgpack_object *o)
     return -999999;
 }
 
-static int tg_streq(const msgpack_object *o, const char *s)
+static inline int tg_streq(const msgpack_object *o, const char *s)
 {
     return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s) &&
            memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
 }
 
 /* The result map of the item with this id. */
-static const msgpack_object *tg_item(const tg_result_t *r, const char *id)
+static inline const msgpack_object *tg_item(const tg_result_t *r, const char *id)
 {
     const msgpack_object *items = tg_get(r->root, "items");
     for (uint32_t i = 0; items && i < items->via.array.size; i++)
@@ -183,7 +183,7 @@ static const msgpack_object *tg_item(const tg_result_t *r, const char *id)
     return NULL;
 }
 
-static grading_rubric_t *tg_load(const char *json)
+static inline grading_rubric_t *tg_load(const char *json)
 {
     grading_rubric_t *r = NULL;
     grading_error_t e;
@@ -192,7 +192,7 @@ static grading_rubric_t *tg_load(const char *json)
     return r;
 }
 
-static grading_rubric_t *tg_load_file(const char *rel)
+static inline grading_rubric_t *tg_load_file(const char *rel)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", SCORELINE_SOURCE_DIR, rel);
@@ -210,7 +210,8 @@ static grading_rubric_t *tg_load_file(const char *rel)
 
 /* Grade one item's response given as JSON (e.g. "\"8.3%\""); returns earned
  * milli-points, or -1 on a grading error. */
-static int64_t tg_grade_one(const grading_rubric_t *r, const char *item, const char *resp_json)
+static inline int64_t tg_grade_one(const grading_rubric_t *r, const char *item,
+                                   const char *resp_json)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "{\"%s\": %s}", item, resp_json);

@@ -1,0 +1,637 @@
+/*
+ * text.c - free-text items scored by elements (the communication tasks).
+ *
+ * An element is a set of phrases (and optional PCRE2 patterns). A phrase
+ * matches when all its words occur, in any order, within a window of
+ * (words + window) consecutive words of one sentence. Words are compared
+ * after normalisation (NFKC + case fold) by Snowball stem, by synonym set
+ * (the rubric's "synonyms"), or - for words of typo_min_length letters or
+ * more - within one edit (one wrong, missing, extra or swapped letter).
+ *
+ * A match whose clause has a negator before it ("I'm not sorry", "we can't
+ * confirm") does not count, nor a hedged one ("we might fix it") when the
+ * element rejects hedging. Negative points make an element a penalty (blame,
+ * defensiveness, the wrong customer name); negation protects those too ("I'm
+ * not blaming you"). Structure rules (greeting, sign-off, word, sentence and
+ * paragraph bounds) award points when satisfied and subtract their penalty
+ * when not. The item's points are clamped to [0, points].
+ *
+ * Patterns run on the original text with PCRE2's match and depth limits; a
+ * pattern that hits a limit is abandoned and the trace says so.
+ */
+#include "internal.h"
+
+#include <jansson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <string.h>
+
+typedef struct ptoken {
+    const char *norm, *stem;
+    uint32_t norm_len, stem_len;
+    int syn;
+    bool negator;
+} ptoken_t;
+
+typedef struct phrase {
+    const char *src;
+    ptoken_t *t;
+    size_t n;
+} phrase_t;
+
+typedef enum el_kind {
+    EK_PHRASES,
+    EK_GREETING,
+    EK_SIGN_OFF,
+    EK_WORDS,
+    EK_SENTENCES,
+    EK_PARAGRAPHS,
+} el_kind_t;
+
+typedef struct element {
+    const char *id;
+    el_kind_t kind;
+    int64_t points_milli;  /* negative: a penalty element */
+    int64_t penalty_milli; /* rules: subtracted when not satisfied */
+    phrase_t *phrases;
+    size_t n_phrases;
+    pcre2_code **patterns;
+    const char **pattern_src;
+    size_t n_patterns;
+    int64_t window, min_matches, max_count;
+    bool negatable, reject_hedged;
+    int64_t min, max; /* rules: bounds (0 = none for max) */
+} element_t;
+
+struct text_spec {
+    element_t *el;
+    size_t n;
+    int64_t typo_min;
+};
+
+static const char *const TEXT_KEYS[] = {"elements", "rules", "typo_min_length", NULL};
+
+/* Compile phrase text into stemmed tokens. */
+static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const char *path)
+{
+    tokens_t tk;
+    if (!text_tokenize(L->ta, L->stemmer, src, strlen(src), &tk))
+        return false;
+    if (tk.n == 0 || tk.n > 12) {
+        ld_error(L, path, "a phrase has 1 to 12 words");
+        return false;
+    }
+    ph->src = src;
+    ph->n = tk.n;
+    ph->t = arena_alloc(&L->r->arena, tk.n * sizeof *ph->t);
+    if (!ph->t)
+        return false;
+    for (size_t i = 0; i < tk.n; i++) {
+        ptoken_t *p = &ph->t[i];
+        p->norm = arena_strndup(&L->r->arena, tk.v[i].norm, tk.v[i].norm_len);
+        p->norm_len = tk.v[i].norm_len;
+        p->stem = arena_strndup(&L->r->arena, tk.v[i].stem, tk.v[i].stem_len);
+        p->stem_len = tk.v[i].stem_len;
+        p->syn = rubric_synonym_of(L->r, p->stem, p->stem_len);
+        p->negator = (tk.v[i].flags & TOK_NEGATOR) != 0;
+    }
+    return true;
+}
+
+static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, const char *p)
+{
+    size_t n = 0;
+    char **src = ld_strings(L, o, c, p, "patterns", &n, false);
+    if (!src || n == 0)
+        return;
+    e->patterns = arena_alloc(&L->r->arena, n * sizeof *e->patterns);
+    e->pattern_src = (const char **)src;
+    if (!e->patterns)
+        return;
+    if (!L->r->pcre_mctx) {
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        if (!mc)
+            return;
+        pcre2_set_match_limit(mc, GRADING_PATTERN_MATCH_LIMIT);
+        pcre2_set_depth_limit(mc, GRADING_PATTERN_DEPTH_LIMIT);
+        pcre2_set_heap_limit(mc, 4096); /* KiB */
+        L->r->pcre_mctx = mc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int ec;
+        PCRE2_SIZE eo;
+        pcre2_code *code = pcre2_compile(
+            (PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED,
+            PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+        if (!code) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(ec, msg, sizeof msg);
+            ld_error(L, ld_path_idx(L, ld_path_key(L, p, "patterns"), i),
+                     "pattern does not compile at offset %zu: %s", (size_t)eo, (char *)msg);
+            continue;
+        }
+        if (!rubric_keep_pattern(L->r, code)) {
+            pcre2_code_free(code);
+            continue;
+        }
+        e->patterns[e->n_patterns++] = code;
+    }
+}
+
+/* Compile "elements" and "rules" of obj into *out; element refs are written
+ * to it->elements from index elem_base on. */
+void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj, tnode_t *canon,
+                           const char *path, size_t elem_base)
+{
+    grading_rubric_t *r = L->r;
+    text_spec_t *ts = arena_alloc(&r->arena, sizeof *ts);
+    *out = ts;
+    if (!ts)
+        return;
+    ts->typo_min = ld_int(L, obj, canon, path, "typo_min_length", 6, 3, 100);
+    json_t *els = ld_array(L, obj, path, "elements", true);
+    json_t *rules = ld_array(L, obj, path, "rules", false);
+    size_t ne = els ? json_array_size(els) : 0, nr = rules ? json_array_size(rules) : 0;
+    tnode_t *cels = t_arr(L->ta), *crules = t_arr(L->ta);
+    t_set(L->ta, canon, "elements", cels);
+    t_set(L->ta, canon, "rules", crules);
+    if (els && ne == 0)
+        ld_error(L, ld_path_key(L, path, "elements"), "expected at least one element");
+    ts->n = ne + nr;
+    ts->el = arena_alloc(&r->arena, (ts->n + 1) * sizeof *ts->el);
+    element_ref_t *refs = arena_alloc(&r->arena, (elem_base + ts->n + 1) * sizeof *refs);
+    if (!ts->el || !refs)
+        return;
+    for (size_t i = 0; i < elem_base && i < it->n_elements; i++)
+        refs[i] = it->elements[i];
+    it->elements = refs;
+    it->n_elements = elem_base + ts->n;
+    static const char *const ekeys[] = {"id",        "points",    "phrases",       "patterns",
+                                        "window",    "negatable", "reject_hedged", "min_matches",
+                                        "max_count", NULL};
+    const char *ep = ld_path_key(L, path, "elements");
+    for (size_t i = 0; i < ne; i++) {
+        json_t *o = json_array_get(els, i);
+        const char *p = ld_path_idx(L, ep, i);
+        tnode_t *c = t_map(L->ta);
+        t_push(L->ta, cels, c);
+        element_t *e = &ts->el[i];
+        e->id = "";
+        refs[elem_base + i].id = "";
+        if (!json_is_object(o)) {
+            ld_error(L, p, "expected an object");
+            continue;
+        }
+        ld_check_keys(L, o, p, ekeys);
+        e->kind = EK_PHRASES;
+        e->id = ld_ident(L, o, c, p, "id");
+        refs[elem_base + i].id = e->id;
+        e->points_milli = ld_scaled(L, o, c, p, "points", "1", 3, -1000000000, 1000000000);
+        e->window = ld_int(L, o, c, p, "window", 2, 0, 20);
+        e->negatable = ld_bool(L, o, c, p, "negatable", true);
+        e->reject_hedged = ld_bool(L, o, c, p, "reject_hedged", false);
+        e->min_matches = ld_int(L, o, c, p, "min_matches", 1, 1, 100);
+        e->max_count = ld_int(L, o, c, p, "max_count", 1, 1, 100);
+        size_t np = 0;
+        char **ph = ld_strings(L, o, c, p, "phrases", &np, false);
+        compile_patterns(L, e, o, c, p);
+        if (np == 0 && e->n_patterns == 0 && !json_object_get(o, "patterns"))
+            ld_error(L, ld_path_key(L, p, "phrases"),
+                     "expected an array of strings (an element needs phrases or patterns)");
+        e->phrases = arena_alloc(&r->arena, (np + 1) * sizeof *e->phrases);
+        for (size_t k = 0; e->phrases && k < np; k++)
+            if (compile_phrase(L, &e->phrases[e->n_phrases], ph[k],
+                               ld_path_idx(L, ld_path_key(L, p, "phrases"), k)))
+                e->n_phrases++;
+    }
+    static const char *const rkeys[] = {"id", "kind", "min", "max", "points", "penalty", NULL};
+    static const char *const kinds[] = {"greeting",  "sign_off",   "words",
+                                        "sentences", "paragraphs", NULL};
+    const char *rp = ld_path_key(L, path, "rules");
+    for (size_t i = 0; i < nr; i++) {
+        json_t *o = json_array_get(rules, i);
+        const char *p = ld_path_idx(L, rp, i);
+        tnode_t *c = t_map(L->ta);
+        t_push(L->ta, crules, c);
+        element_t *e = &ts->el[ne + i];
+        e->id = "";
+        refs[elem_base + ne + i].id = "";
+        if (!json_is_object(o)) {
+            ld_error(L, p, "expected an object");
+            continue;
+        }
+        ld_check_keys(L, o, p, rkeys);
+        e->id = ld_ident(L, o, c, p, "id");
+        refs[elem_base + ne + i].id = e->id;
+        const char *k = ld_enum(L, o, c, p, "kind", kinds, NULL);
+        e->kind = strcmp(k, "greeting") == 0    ? EK_GREETING
+                  : strcmp(k, "sign_off") == 0  ? EK_SIGN_OFF
+                  : strcmp(k, "words") == 0     ? EK_WORDS
+                  : strcmp(k, "sentences") == 0 ? EK_SENTENCES
+                                                : EK_PARAGRAPHS;
+        e->min = ld_int(L, o, c, p, "min", 0, 0, 1000000);
+        e->max = ld_int(L, o, c, p, "max", 0, 0, 1000000);
+        if (e->max && e->max < e->min)
+            ld_error(L, ld_path_key(L, p, "max"), "max is below min (0 means no maximum)");
+        e->points_milli = ld_scaled(L, o, c, p, "points", "0", 3, 0, 1000000000);
+        e->penalty_milli = ld_scaled(L, o, c, p, "penalty", "0", 3, 0, 1000000000);
+    }
+}
+
+static void text_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, const char *path)
+{
+    text_spec_t *ts = NULL;
+    text_compile_elements(L, it, &ts, obj, canon, path, 0);
+    it->spec = ts;
+}
+
+/* ---- matching ---- */
+
+typedef struct match_ctx {
+    const grading_rubric_t *r;
+    const tokens_t *toks;
+    int *syn; /* per candidate token, lazily computed (-2 = unknown) */
+    int64_t typo_min;
+} match_ctx_t;
+
+static int token_syn(match_ctx_t *m, size_t i)
+{
+    if (m->syn[i] == -2)
+        m->syn[i] = m->r->n_synonyms
+                        ? rubric_synonym_of(m->r, m->toks->v[i].stem, m->toks->v[i].stem_len)
+                        : -1;
+    return m->syn[i];
+}
+
+/* 0 no match, 1 stem or synonym, 2 within one edit. */
+static int token_match(match_ctx_t *m, size_t i, const ptoken_t *p)
+{
+    const token_t *t = &m->toks->v[i];
+    if (t->stem_len == p->stem_len && memcmp(t->stem, p->stem, p->stem_len) == 0)
+        return 1;
+    if (t->norm_len == p->norm_len && memcmp(t->norm, p->norm, p->norm_len) == 0)
+        return 1;
+    if (p->syn >= 0 && token_syn(m, i) == p->syn)
+        return 1;
+    if ((int64_t)p->norm_len >= m->typo_min && !(t->flags & TOK_NUMBER) &&
+        (text_within_one_edit(t->norm, t->norm_len, p->norm, p->norm_len) ||
+         ((int64_t)p->stem_len >= m->typo_min &&
+          text_within_one_edit(t->stem, t->stem_len, p->stem, p->stem_len))))
+        return 2;
+    return 0;
+}
+
+typedef struct span {
+    size_t first, last; /* token indexes */
+    bool typo;
+} span_t;
+
+/* Find the phrase at start token i: all words within the window, any order,
+ * one sentence. */
+static bool phrase_at(match_ctx_t *m, const phrase_t *ph, int64_t window, size_t i, span_t *out)
+{
+    const tokens_t *tk = m->toks;
+    bool used[12] = {false};
+    size_t pos[12];
+    bool typo = false;
+    int q = 0;
+    /* token i must match some phrase word */
+    for (size_t w = 0; w < ph->n; w++) {
+        int r = token_match(m, i, &ph->t[w]);
+        if (r) {
+            used[w] = true;
+            pos[w] = i;
+            typo |= r == 2;
+            q = 1;
+            break;
+        }
+    }
+    if (!q)
+        return false;
+    size_t need = ph->n - 1;
+    size_t limit = i + ph->n + (size_t)window;
+    size_t last = i;
+    for (size_t j = i + 1; need > 0 && j < tk->n && j < limit; j++) {
+        if (tk->v[j].sentence != tk->v[i].sentence)
+            break;
+        for (size_t w = 0; w < ph->n; w++) {
+            if (used[w])
+                continue;
+            int r = token_match(m, j, &ph->t[w]);
+            if (r) {
+                used[w] = true;
+                pos[w] = j;
+                typo |= r == 2;
+                need--;
+                last = j;
+                break;
+            }
+        }
+    }
+    if (need)
+        return false;
+    (void)pos;
+    out->first = i;
+    out->last = last;
+    out->typo = typo;
+    return true;
+}
+
+/* A negator (or hedge) in the clause before the match, within 5 words, or
+ * inside the match when the phrase has no negator of its own. */
+static bool scoped_flag(const tokens_t *tk, size_t first, size_t last, uint16_t flag,
+                        bool phrase_has_flag)
+{
+    uint32_t clause = tk->v[first].clause;
+    for (size_t k = 1; k <= 5 && k <= first; k++) {
+        const token_t *t = &tk->v[first - k];
+        if (t->clause != clause)
+            break;
+        if (t->flags & flag)
+            return true;
+    }
+    if (!phrase_has_flag)
+        for (size_t j = first; j <= last; j++)
+            if (tk->v[j].flags & flag)
+                return true;
+    return false;
+}
+
+static size_t token_at_offset(const tokens_t *tk, size_t off)
+{
+    size_t lo = 0, hi = tk->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (tk->v[mid].end <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+#define MAX_EVIDENCE 5
+
+static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e, const char *text,
+                             tnode_t *rule, tnode_t *elem_ev, tnode_t *rejected, bool *abandoned)
+{
+    const tokens_t *tk = m->toks;
+    int64_t count = 0;
+    size_t shown = 0, shown_rej = 0;
+    /* phrases: scan token starts; matches do not overlap within an element */
+    size_t next_free = 0;
+    for (size_t i = 0; i < tk->n; i++) {
+        if (i < next_free)
+            continue;
+        for (size_t p = 0; p < e->n_phrases; p++) {
+            span_t sp;
+            if (!phrase_at(m, &e->phrases[p], e->window, i, &sp))
+                continue;
+            bool has_neg = false;
+            for (size_t w = 0; w < e->phrases[p].n; w++)
+                has_neg |= e->phrases[p].t[w].negator;
+            bool neg = e->negatable && scoped_flag(tk, sp.first, sp.last, TOK_NEGATOR, has_neg);
+            bool hedge = e->reject_hedged && scoped_flag(tk, sp.first, sp.last, TOK_HEDGE, false);
+            size_t s = tk->v[sp.first].start, en = tk->v[sp.last].end;
+            if (neg || hedge) {
+                if (shown_rej++ < MAX_EVIDENCE) {
+                    tnode_t *rj = t_map(c->a);
+                    t_set(c->a, rj, "phrase", t_strz(c->a, e->phrases[p].src));
+                    t_set(c->a, rj, "why", t_strz(c->a, neg ? "negated" : "hedged"));
+                    t_set(c->a, rj, "start", t_int(c->a, (int64_t)s));
+                    t_set(c->a, rj, "end", t_int(c->a, (int64_t)en));
+                    t_push(c->a, rejected, rj);
+                }
+            } else {
+                count++;
+                if (shown++ < MAX_EVIDENCE) {
+                    trace_evidence(c, rule, text, s, en);
+                    tnode_t *evs = t_get(rule, "evidence");
+                    tnode_t *last_ev = evs ? evs->kids[evs->n - 1] : NULL;
+                    t_set(c->a, last_ev, "phrase", t_strz(c->a, e->phrases[p].src));
+                    if (sp.typo)
+                        t_set(c->a, last_ev, "typo", t_bool(c->a, true));
+                    tnode_t *copy = t_map(c->a);
+                    t_set(c->a, copy, "start", t_int(c->a, (int64_t)s));
+                    t_set(c->a, copy, "end", t_int(c->a, (int64_t)en));
+                    t_push(c->a, elem_ev, copy);
+                }
+            }
+            next_free = sp.last + 1;
+            break;
+        }
+    }
+    /* patterns on the original text */
+    if (e->n_patterns) {
+        if (!c->match_data)
+            c->match_data = pcre2_match_data_create(4, NULL);
+        pcre2_match_data *md = c->match_data;
+        size_t len = strlen(text);
+        for (size_t p = 0; md && p < e->n_patterns; p++) {
+            PCRE2_SIZE off = 0;
+            int guard = 0;
+            while (off <= len && guard++ < 10000) {
+                int rc =
+                    pcre2_match(e->patterns[p], (PCRE2_SPTR)text, len, off, 0, md, c->r->pcre_mctx);
+                if (rc == PCRE2_ERROR_NOMATCH)
+                    break;
+                if (rc < 0) {
+                    *abandoned = true;
+                    PCRE2_UCHAR msg[120];
+                    pcre2_get_error_message(rc, msg, sizeof msg);
+                    t_set(c->a, rule, "abandoned",
+                          t_strz(c->a, arena_printf(c->a, "pattern %s: %s", e->pattern_src[p],
+                                                    (char *)msg)));
+                    break;
+                }
+                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+                size_t s = ov[0], en = ov[1];
+                size_t ft = token_at_offset(tk, s), lt = en > s ? token_at_offset(tk, en - 1) : ft;
+                bool neg = ft < tk->n && e->negatable &&
+                           scoped_flag(tk, ft, lt < tk->n ? lt : ft, TOK_NEGATOR, false);
+                if (neg) {
+                    if (shown_rej++ < MAX_EVIDENCE) {
+                        tnode_t *rj = t_map(c->a);
+                        t_set(c->a, rj, "pattern", t_strz(c->a, e->pattern_src[p]));
+                        t_set(c->a, rj, "why", t_strz(c->a, "negated"));
+                        t_set(c->a, rj, "start", t_int(c->a, (int64_t)s));
+                        t_set(c->a, rj, "end", t_int(c->a, (int64_t)en));
+                        t_push(c->a, rejected, rj);
+                    }
+                } else {
+                    count++;
+                    if (shown++ < MAX_EVIDENCE) {
+                        trace_evidence(c, rule, text, s, en);
+                        tnode_t *copy = t_map(c->a);
+                        t_set(c->a, copy, "start", t_int(c->a, (int64_t)s));
+                        t_set(c->a, copy, "end", t_int(c->a, (int64_t)en));
+                        t_push(c->a, elem_ev, copy);
+                    }
+                }
+                off = en > s ? en : s + 1;
+                while (off < len && ((unsigned char)text[off] & 0xc0) == 0x80)
+                    off++;
+            }
+        }
+    }
+    return count;
+}
+
+static const char *const GREETINGS[] = {"hi",   "hello",   "dear",      "hey",     "greetings",
+                                        "good", "morning", "afternoon", "evening", NULL};
+static const char *const SIGN_OFFS[] = {"regards", "sincerely", "cheers", "best",  "thanks",
+                                        "thank",   "warmly",    "talk",   "speak", NULL};
+
+static bool word_in(const token_t *t, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (t->norm_len == strlen(list[i]) && memcmp(t->norm, list[i], t->norm_len) == 0)
+            return true;
+    return false;
+}
+
+/* Score elements and rules; element results go to out from elem_base on. */
+grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_spec_t *ts,
+                                  const char *text, size_t len, const tokens_t *toks,
+                                  const char *path, item_result_t *out, size_t elem_base,
+                                  int64_t *earned, grading_error_t *err)
+{
+    match_ctx_t m = {.r = c->r, .toks = toks, .typo_min = ts->typo_min};
+    m.syn = arena_alloc(c->a, (toks->n + 1) * sizeof *m.syn);
+    if (!m.syn)
+        return GRADING_ERR_NOMEM;
+    for (size_t i = 0; i < toks->n; i++)
+        m.syn[i] = -2;
+    int64_t sum = 0;
+    uint32_t last_line = toks->n ? toks->v[toks->n - 1].line : 0;
+    for (size_t k = 0; k < ts->n; k++) {
+        const element_t *e = &ts->el[k];
+        size_t ei = elem_base + k;
+        tnode_t *rule = trace_rule(c, out->trace, e->id, false, 0, "");
+        tnode_t *elem_ev = t_arr(c->a);
+        bool matched = false;
+        int64_t pts = 0;
+        const char *detail = "";
+        if (e->kind == EK_PHRASES) {
+            tnode_t *rejected = t_arr(c->a);
+            bool abandoned = false;
+            int64_t count = score_phrases(c, &m, e, text, rule, elem_ev, rejected, &abandoned);
+            matched = count >= e->min_matches;
+            if (matched) {
+                int64_t times = count < e->max_count ? count : e->max_count;
+                pts = e->points_milli * (e->min_matches > 1 ? 1 : times);
+            }
+            if (rejected->n)
+                t_set(c->a, rule, "rejected", rejected);
+            detail = arena_printf(c->a, "%lld match%s (needs %lld)%s%s", (long long)count,
+                                  count == 1 ? "" : "es", (long long)e->min_matches,
+                                  e->points_milli < 0 ? "; penalty" : "",
+                                  (count > e->max_count && matched) ? "; capped" : "");
+        } else {
+            int64_t v = 0;
+            if (e->kind == EK_GREETING) {
+                matched = toks->n > 0 && word_in(&toks->v[0], GREETINGS);
+                if (matched)
+                    trace_evidence(c, rule, text, toks->v[0].start, toks->v[0].end);
+                detail = matched ? "opens with a greeting" : "no greeting at the start";
+            } else if (e->kind == EK_SIGN_OFF) {
+                for (size_t i = toks->n; i-- > 0;) {
+                    if (last_line - toks->v[i].line > 2)
+                        break;
+                    if (word_in(&toks->v[i], SIGN_OFFS)) {
+                        matched = true;
+                        trace_evidence(c, rule, text, toks->v[i].start, toks->v[i].end);
+                        break;
+                    }
+                }
+                detail = matched ? "closes with a sign-off" : "no sign-off in the last lines";
+            } else {
+                v = e->kind == EK_WORDS       ? (int64_t)toks->n
+                    : e->kind == EK_SENTENCES ? (int64_t)toks->sentences
+                                              : (int64_t)toks->paragraphs;
+                matched = v >= e->min && (e->max == 0 || v <= e->max);
+                detail =
+                    arena_printf(c->a, "%lld %s (bounds %lld..%s)", (long long)v,
+                                 e->kind == EK_WORDS       ? "words"
+                                 : e->kind == EK_SENTENCES ? "sentences"
+                                                           : "paragraphs",
+                                 (long long)e->min,
+                                 e->max ? arena_printf(c->a, "%lld", (long long)e->max) : "none");
+            }
+            pts = matched ? e->points_milli : -e->penalty_milli;
+        }
+        sum += pts;
+        out->elem_matched[ei] = matched;
+        out->elem_points[ei] = pts;
+        out->elem_evidence[ei] = elem_ev->n ? elem_ev : NULL;
+        t_set(c->a, rule, "matched", t_bool(c->a, matched));
+        t_set(c->a, rule, "points_milli", t_int(c->a, pts));
+        t_set(c->a, rule, "detail", t_strz(c->a, detail));
+    }
+    (void)len;
+    (void)path;
+    (void)err;
+    (void)it;
+    *earned = sum;
+    return GRADING_OK;
+}
+
+/* A string response, checked against the size limit; NULL/blank = unanswered. */
+grading_err_t text_response(const msgpack_object *resp, const char *path, const char **s,
+                            size_t *len, grading_error_t *err)
+{
+    *s = NULL;
+    *len = 0;
+    if (!resp || resp->type == MSGPACK_OBJECT_NIL)
+        return GRADING_OK;
+    if (!mp_str(resp, s, len)) {
+        err_set(err, GRADING_ERR_INVALID_RESPONSE, path, "a text response is a string");
+        return GRADING_ERR_INVALID_RESPONSE;
+    }
+    if (*len > GRADING_TEXT_MAX_BYTES) {
+        err_set(err, GRADING_ERR_LIMIT, path, "the response is %zu bytes; the limit is %u", *len,
+                GRADING_TEXT_MAX_BYTES);
+        return GRADING_ERR_LIMIT;
+    }
+    return GRADING_OK;
+}
+
+static grading_err_t text_grade(grade_ctx_t *c, const item_t *it, const msgpack_object *resp,
+                                const char *path, item_result_t *out, grading_error_t *err)
+{
+    const text_spec_t *ts = it->spec;
+    const char *s;
+    size_t len;
+    grading_err_t rc = text_response(resp, path, &s, &len, err);
+    if (rc != GRADING_OK)
+        return rc;
+    /* the text is copied NUL-terminated: PCRE2 and the scanners read it whole */
+    char *text = s ? arena_strndup(c->a, s, len) : NULL;
+    tokens_t toks;
+    if (!text || !text_tokenize(c->a, ctx_stemmer(c), text, len, &toks))
+        return c->a->oom ? GRADING_ERR_NOMEM : GRADING_OK;
+    if (toks.n == 0) {
+        out->status = ST_UNANSWERED;
+        trace_rule(c, out->trace, "answer", false, 0, "no words in the response");
+        return GRADING_OK;
+    }
+    int64_t earned = 0;
+    rc = text_score_elements(c, it, ts, text, len, &toks, path, out, 0, &earned, err);
+    if (rc != GRADING_OK)
+        return rc;
+    t_set(c->a, out->detail, "words", t_int(c->a, (int64_t)toks.n));
+    t_set(c->a, out->detail, "sentences", t_int(c->a, (int64_t)toks.sentences));
+    t_set(c->a, out->detail, "paragraphs", t_int(c->a, (int64_t)toks.paragraphs));
+    if (earned < 0 || earned > it->points_milli) {
+        int64_t cl = earned < 0 ? 0 : it->points_milli;
+        trace_rule(c, out->trace, "clamp", true, cl - earned,
+                   arena_printf(c->a, "element total %lld clamped to %lld", (long long)earned,
+                                (long long)cl));
+        earned = cl;
+    }
+    out->status = ST_SCORED;
+    out->earned_milli = earned;
+    return GRADING_OK;
+}
+
+const item_ops_t text_ops = {"text", TEXT_KEYS, text_compile, text_grade};
