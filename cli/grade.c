@@ -39,7 +39,8 @@ static const char grade_usage[] =
     "(or pins another rubric_hash) than the rubric file. Unreadable file: exit 2.\n";
 
 /* Write the result in the requested form. Returns an exit code. */
-static int grade_print(const grading_result_t *res, int as_msgpack, int explain)
+static int grade_print(const grading_rubric_t *r, const grading_result_t *res, int as_msgpack,
+                       int explain)
 {
     if (as_msgpack) {
         if (fwrite(res->data, 1, res->len, stdout) != res->len) {
@@ -60,7 +61,10 @@ static int grade_print(const grading_result_t *res, int as_msgpack, int explain)
         MSGPACK_UNPACK_SUCCESS) {
         cli_error("internal_error", "the engine returned a result that is not one msgpack value");
     } else if (explain) {
-        char *text = explain_render(&o);
+        /* the engine's own report; the generic rendering when it has none */
+        char *text = grading_explain(r, res->data, res->len);
+        if (!text)
+            text = explain_render(&o);
         if (text) {
             fputs(text, stdout);
             rc = CLI_EXIT_OK;
@@ -175,7 +179,7 @@ int cmd_grade(const cli_globals_t *g, int argc, char **argv)
         cli_grading_error(pos[1], &ge);
         goto done;
     }
-    rc = grade_print(&res, as_msgpack, explain);
+    rc = grade_print(r, &res, as_msgpack, explain);
     grading_result_free(&res);
 done:
     (void)g;

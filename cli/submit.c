@@ -37,6 +37,7 @@
 #define SUBMIT_PROGRESS_EVERY_MS 100
 #define SUBMIT_RETRY_FIRST_MS 250 /* back-off after queue_full & co, doubling */
 #define SUBMIT_RETRY_MAX_MS 5000
+#define SUBMIT_DRAIN_MAX 256 /* messages handled between two looks at the clock */
 
 static const char submit_usage[] =
     "Usage: scoreline submit FILE... [--no-wait] [--timeout SECONDS] [--tenant T]\n"
@@ -587,11 +588,12 @@ static void submit_on_result(submit_run_t *run, const void *body, size_t len)
     json_decref(o);
 }
 
-/* Read every message waiting on the socket. Returns how many were read. */
+/* Read the messages waiting on the socket, at most SUBMIT_DRAIN_MAX so the
+ * progress line and the sending side get their turn. Returns how many. */
 static int submit_drain(submit_run_t *run)
 {
     int count = 0;
-    for (;;) {
+    while (count < SUBMIT_DRAIN_MAX) {
         zmq_msg_t frames[3];
         int nframes = 0, more = 1, failed = 0;
         while (more) {
@@ -637,6 +639,7 @@ static int submit_drain(submit_run_t *run)
         for (int i = 0; i < kept; i++)
             zmq_msg_close(&frames[i]);
     }
+    return count;
 }
 
 /* 1 when there is nothing left to wait for. */
