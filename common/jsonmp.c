@@ -27,7 +27,8 @@ static int jsonmp_pack_depth(msgpack_packer *pk, const json_t *v, int depth)
         const char *k;
         json_t *val;
         json_object_foreach((json_t *)v, k, val) keys[i++] = k;
-        qsort(keys, n, sizeof *keys, key_cmp);
+        if (n > 1)
+            qsort(keys, n, sizeof *keys, key_cmp);
         int rc = msgpack_pack_map(pk, n);
         for (i = 0; i < n && rc == 0; i++) {
             size_t kl = strlen(keys[i]);
