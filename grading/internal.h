@@ -372,6 +372,13 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
                                   const char *path, item_result_t *out, size_t elem_base,
                                   int64_t *earned, grading_error_t *err);
 
+/* Phrase sets matched like text elements (text.c), for ordering steps and
+ * pick rows. */
+typedef struct phrase_set phrase_set_t;
+phrase_set_t *text_phrases_compile(loader_t *L, char **src, size_t n, const char *path);
+bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *toks, size_t *start,
+                        size_t *end);
+
 /* A string response within the size limit; *s NULL when unanswered (text.c). */
 grading_err_t text_response(const msgpack_object *resp, const char *path, const char **s,
                             size_t *len, grading_error_t *err);

@@ -18,6 +18,5 @@ static grading_err_t no_grade(grade_ctx_t *c, const item_t *it, const msgpack_ob
 
 const item_ops_t date_ops = {"date", NO_KEYS, not_yet, no_grade};
 const item_ops_t entity_ops = {"entity", NO_KEYS, not_yet, no_grade};
-const item_ops_t ordering_ops = {"ordering", NO_KEYS, not_yet, no_grade};
 const item_ops_t pick_ops = {"pick", NO_KEYS, not_yet, no_grade};
 const item_ops_t rating_ops = {"rating", NO_KEYS, not_yet, no_grade};

@@ -635,3 +635,53 @@ static grading_err_t text_grade(grade_ctx_t *c, const item_t *it, const msgpack_
 }
 
 const item_ops_t text_ops = {"text", TEXT_KEYS, text_compile, text_grade};
+
+/* ---- phrase sets for other item types (ordering steps, pick rows) ---- */
+
+struct phrase_set {
+    phrase_t *v;
+    size_t n;
+};
+
+/* Compile phrases (src[0..n)) reported under path ("steps[2].phrases"). */
+phrase_set_t *text_phrases_compile(loader_t *L, char **src, size_t n, const char *path)
+{
+    phrase_set_t *ps = arena_alloc(&L->r->arena, sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->v = arena_alloc(&L->r->arena, (n + 1) * sizeof *ps->v);
+    for (size_t k = 0; ps->v && k < n; k++)
+        if (compile_phrase(L, &ps->v[ps->n], src[k], ld_path_idx(L, path, k)))
+            ps->n++;
+    return ps;
+}
+
+/* The first match of any phrase that is not negated in its clause; false
+ * when there is none. Window 2, typos from 6 letters, as for elements. */
+bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *toks, size_t *start,
+                        size_t *end)
+{
+    if (!ps || ps->n == 0 || toks->n == 0)
+        return false;
+    match_ctx_t m = {.r = c->r, .toks = toks, .typo_min = 6};
+    m.syn = arena_alloc(c->a, toks->n * sizeof *m.syn);
+    if (!m.syn)
+        return false;
+    for (size_t i = 0; i < toks->n; i++)
+        m.syn[i] = -2;
+    for (size_t i = 0; i < toks->n; i++)
+        for (size_t p = 0; p < ps->n; p++) {
+            span_t sp;
+            if (!phrase_at(&m, &ps->v[p], 2, i, &sp))
+                continue;
+            bool has_neg = false;
+            for (size_t w = 0; w < ps->v[p].n; w++)
+                has_neg |= ps->v[p].t[w].negator;
+            if (scoped_flag(toks, sp.first, sp.last, TOK_NEGATOR, has_neg))
+                continue;
+            *start = toks->v[sp.first].start;
+            *end = toks->v[sp.last].end;
+            return true;
+        }
+    return false;
+}
