@@ -44,7 +44,7 @@ RESERVED_PORTS = {6379, 5555, 5556, 5557}
 # Sanitizer settings for every process we start (a no-op on a plain build).
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "halt_on_error=1:abort_on_error=0:detect_leaks=1:"
-                    "print_stacktrace=1:strict_string_checks=1",
+                    "print_stacktrace=1",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
     "LSAN_OPTIONS": "print_suppressions=0",
 }
@@ -375,11 +375,13 @@ class Client:
             raise AssertionError("malformed message from broker: %r" % (frames,))
         return Message(frames[1].decode(), frames[2])
 
-    def collect(self, job_ids=(), seqs=(), timeout=30.0, results=True):
+    def collect(self, job_ids=(), seqs=(), timeout=30.0, results=True, into=None, drain=True):
         """Read messages until every job id has a final answer (a RESULT, or
         a REJECTED naming it) and every seq got its ACCEPTED/REJECTED.
-        Returns a Collected with everything that arrived, in order."""
-        out = Collected()
+        Returns a Collected with everything that arrived, in order; with
+        into, messages are added to that Collected (and what it already
+        holds counts), so several calls can share one view."""
+        out = into if into is not None else Collected()
         want_jobs = set(job_ids)
         want_seqs = set(seqs)
         deadline = time.monotonic() + timeout
@@ -397,7 +399,7 @@ class Client:
             if m is not None:
                 out.add(m)
         # Pick up anything already on the wire (a stray duplicate would show).
-        while True:
+        while drain:
             m = self.recv(0.2)
             if m is None:
                 break
@@ -679,7 +681,10 @@ class Cluster:
         return r
 
     def redis_client(self):
-        return self.redis.client()
+        """A RESP connection to this cluster's Redis, closed by close()."""
+        r = self.redis.client()
+        self.clients.append(r)
+        return r
 
     def key(self, suffix):
         return self.prefix + suffix
@@ -703,7 +708,10 @@ class Cluster:
         try:
             for c in self.clients:
                 try:
-                    c.close(0)
+                    if isinstance(c, RespClient):
+                        c.close()
+                    else:
+                        c.close(0)
                 except Exception:
                     pass
             for w in self.workers:

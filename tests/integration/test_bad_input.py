@@ -168,7 +168,11 @@ class DuplicateWhileQueuedTest(scl.ClusterTest):
         acc = a2.accepted[j["job_id"]][0]
         self.assertIs(acc["duplicate"], True)
         self.assertEqual(acc["state"], "queued")
-        self.assertEqual(c.redis_client().call("XLEN", c.key("journal")), 1,
+        # The journal is <prefix>journal or, per broker, <prefix>journal:<name>.
+        red = c.redis_client()
+        jkeys = [k for k in red.call("KEYS", c.key("journal*")) if red.call("TYPE", k) == "stream"]
+        self.assertTrue(jkeys, "no journal stream under %s" % c.key("journal"))
+        self.assertEqual(sum(red.call("XLEN", k) for k in jkeys), 1,
                          "a duplicate must not be journaled twice")
 
         fake = scl.FakeWorker(c.work_ep, c.ctx, credit=10)
@@ -184,7 +188,6 @@ class DuplicateWhileQueuedTest(scl.ClusterTest):
         got = client.collect([j["job_id"]], timeout=60)
         self.assertEqual(got.result(j["job_id"]).body["status"], "ok")
         time.sleep(1)
-        red = c.redis_client()
         self.assertEqual(red.call("XLEN", c.key("events")), 1)
 
 

@@ -87,13 +87,9 @@ class PipelineTest(unittest.TestCase):
             inflight.append((seq, [j["job_id"] for j in b]))
             if len(inflight) >= WINDOW:
                 seq0, ids0 = inflight.pop(0)
-                got = client.collect(ids0, [seq0], timeout=120)
-                for m in got.messages:
-                    cls.collected.add(m)
+                client.collect(ids0, [seq0], timeout=120, into=cls.collected, drain=False)
         for seq0, ids0 in inflight:
-            got = client.collect(ids0, [seq0], timeout=120)
-            for m in got.messages:
-                cls.collected.add(m)
+            client.collect(ids0, [seq0], timeout=120, into=cls.collected, drain=False)
         # Anything late (a duplicate RESULT would show up here).
         time.sleep(1.0)
         while True:
