@@ -156,6 +156,8 @@ void stemmer_box_free(stemmer_box_t *s);
 /* Split text into words, each normalised and stemmed, keeping original spans.
  * Invalid UTF-8 bytes separate words. Allocates in a. */
 bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, tokens_t *out);
+/* The span is denied in its clause ("not Apex Corp", "July 15 is wrong"). */
+bool text_span_negated(const tokens_t *tk, size_t start, size_t end);
 /* NFKC + case fold + whitespace folded, for short labels (names, option texts). */
 char *text_fold(arena_t *a, const char *s, size_t len);
 /* Damerau-Levenshtein distance is at most 1. */

@@ -312,3 +312,39 @@ bool text_within_one_edit(const char *a, size_t alen, const char *b, size_t blen
     }
     return memcmp(a + i, b + i + 1, alen - i) == 0; /* insertion */
 }
+
+/* Is the text span [start, end) denied in its clause: a negator up to three
+ * words before it, or a "wrong"/"not"/"instead" word up to four words after
+ * it ("July 15 is wrong", "not Apex Corp")? */
+bool text_span_negated(const tokens_t *tk, size_t start, size_t end)
+{
+    static const char *const WRONG[] = {"wrong",      "incorrect", "mistake", "error",
+                                        "inaccurate", "typo",      "instead", NULL};
+    size_t i = 0;
+    while (i < tk->n && tk->v[i].end <= start)
+        i++;
+    if (i >= tk->n)
+        return false;
+    uint32_t clause = tk->v[i].clause;
+    for (size_t k = 1; k <= 3 && k <= i; k++) {
+        const token_t *t = &tk->v[i - k];
+        if (t->clause != clause)
+            break;
+        if (t->flags & TOK_NEGATOR)
+            return true;
+    }
+    size_t j = i;
+    while (j < tk->n && tk->v[j].start < end)
+        j++;
+    for (size_t k = 0; k < 4 && j + k < tk->n; k++) {
+        const token_t *t = &tk->v[j + k];
+        if (t->clause != clause)
+            break;
+        if (t->flags & TOK_NEGATOR)
+            return true;
+        for (size_t w = 0; WRONG[w]; w++)
+            if (t->norm_len == strlen(WRONG[w]) && memcmp(t->norm, WRONG[w], t->norm_len) == 0)
+                return true;
+    }
+    return false;
+}
