@@ -821,7 +821,10 @@ static void recover_job(void *arg, const char *stream_id, const char *job_id, si
     }
 }
 
-static void *bind_socket(broker_t *b, int type, const char *ep, char *err, size_t errlen)
+/* Bind ep; when it names port "*" the port the system chose is written
+ * back into ep (tcp://127.0.0.1:* -> tcp://127.0.0.1:41234) for the ready
+ * line, so tests and supervisors can bind race-free. */
+static void *bind_socket(broker_t *b, int type, char *ep, size_t epcap, char *err, size_t errlen)
 {
     void *s = zmq_socket(b->ctx, type);
     if (!s) {
@@ -840,6 +843,10 @@ static void *bind_socket(broker_t *b, int type, const char *ep, char *err, size_
         zmq_close(s);
         return NULL;
     }
+    char bound[256];
+    size_t len = sizeof bound;
+    if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &len) == 0 && len > 1)
+        snprintf(ep, epcap, "%s", bound);
     return s;
 }
 
@@ -886,9 +893,12 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
     }
     if (n > 0)
         log_info("journal.recovered", "jobs=%ld", n);
-    if (!(b->submit = bind_socket(b, ZMQ_ROUTER, cfg->submit_ep, err, errlen)) ||
-        !(b->work = bind_socket(b, ZMQ_ROUTER, cfg->work_ep, err, errlen)) ||
-        !(b->events = bind_socket(b, ZMQ_PUB, cfg->events_ep, err, errlen))) {
+    if (!(b->submit = bind_socket(b, ZMQ_ROUTER, b->cfg.submit_ep, sizeof b->cfg.submit_ep, err,
+                                  errlen)) ||
+        !(b->work =
+              bind_socket(b, ZMQ_ROUTER, b->cfg.work_ep, sizeof b->cfg.work_ep, err, errlen)) ||
+        !(b->events = bind_socket(b, ZMQ_PUB, b->cfg.events_ep, sizeof b->cfg.events_ep, err,
+                                  errlen))) {
         broker_destroy(&b);
         return NULL;
     }

@@ -31,6 +31,8 @@ static const char USAGE[] =
     "  --work EP            bind for workers (default " CONFIG_DEFAULT_WORK ")      [SCORELINE_WORK]\n"
     "  --events EP          bind the PUB of score events (default " CONFIG_DEFAULT_EVENTS ")\n"
     "                                                                   [SCORELINE_EVENTS]\n"
+    "                       An endpoint with port * (tcp://127.0.0.1:*) binds a free port;\n"
+    "                       the ready log line shows the ports chosen.\n"
     "  --metrics HOST:PORT  serve Prometheus /metrics and /healthz (default off)\n"
     "                                                                   [SCORELINE_METRICS]\n"
     "  --max-queue N        most jobs held, queued + running; more get REJECTED\n"
