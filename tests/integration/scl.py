@@ -187,6 +187,17 @@ class RespClient:
 
 # ---- processes --------------------------------------------------------------
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL me when the test process dies, so a
+    test killed by ctest's timeout leaves no daemon behind (Linux only)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Proc:
     """A daemon started by a test: stdout+stderr to a log file."""
 
@@ -196,7 +207,8 @@ class Proc:
         self.log_path = os.path.join(logdir, "%s.log" % name)
         self.logf = open(self.log_path, "ab")
         self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=process_env(env))
+                                  stdin=subprocess.DEVNULL, env=process_env(env),
+                                  preexec_fn=_die_with_parent)
 
     @property
     def pid(self):
@@ -275,16 +287,28 @@ class RedisServer:
     def url(self):
         return "redis://127.0.0.1:%d/0" % self.port
 
-    def start(self):
-        d = os.path.join(self.tmpdir, "redis-%d" % self.restarts)
-        os.makedirs(d, exist_ok=True)
-        argv = [shutil.which("redis-server") or "/usr/bin/redis-server",
-                "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", d,
-                "--daemonize", "no", "--protected-mode", "yes"]
-        self.proc = Proc("redis-%d" % self.restarts, argv, self.tmpdir)
-        self.restarts += 1
-        wait_for(self._pong, START_TIMEOUT, "redis-server to answer PING on %d" % self.port)
+    def start(self, fixed_port=False):
+        """Start (or restart, on the same port) the server. A first start on
+        a port another process grabbed meanwhile retries on a new one."""
+        fixed_port = fixed_port or self.restarts > 0
+        for tries in range(3):
+            d = os.path.join(self.tmpdir, "redis-%d" % self.restarts)
+            os.makedirs(d, exist_ok=True)
+            argv = [shutil.which("redis-server") or "/usr/bin/redis-server",
+                    "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", d,
+                    "--daemonize", "no", "--protected-mode", "yes"]
+            self.proc = Proc("redis-%d" % self.restarts, argv, self.tmpdir)
+            self.restarts += 1
+            try:
+                wait_for(self._pong, START_TIMEOUT, "redis-server to answer PING on %d" % self.port)
+                return self
+            except AssertionError:
+                log = self.proc.log()
+                self.proc.kill()
+                if fixed_port or tries == 2 or "in use" not in log:
+                    raise
+                self.port = free_port()
         return self
 
     def _pong(self):
@@ -627,9 +651,24 @@ class Cluster:
                 "--prefix", self.prefix, "--log-level", "debug"] + list(extra)
 
     def start_broker(self, *extra, wait=True):
-        self.broker = Proc("broker", self.broker_argv(*extra), self.tmpdir)
-        if wait:
-            self.broker.wait_log("event=broker.ready")
+        """Start the broker and wait for event=broker.ready. If one of its
+        ports was taken by another process since free_port() chose it, try
+        again on new ports (only before any worker or client connected)."""
+        for tries in range(3):
+            self.broker = Proc("broker", self.broker_argv(*extra), self.tmpdir)
+            if not wait:
+                return self.broker
+            try:
+                self.broker.wait_log("event=broker.ready")
+                return self.broker
+            except AssertionError:
+                log = self.broker.log().lower()
+                self.broker.kill()
+                if tries == 2 or self.workers or self.clients or "in use" not in log:
+                    raise
+                os.rename(self.broker.log_path, self.broker.log_path + ".%d" % tries)
+                self.submit_port, self.work_port, self.events_port = \
+                    free_port(), free_port(), free_port()
         return self.broker
 
     def start_worker(self, *extra, wait=True, credit=None):
