@@ -178,8 +178,12 @@ class ServiceCliTest(scl.ClusterTest):
         f = self.attempt_copy(self.attempts[0], job_id)
         r = self.c.cli("submit", "--no-wait", f)
         self.assertEqual(r.rc, 0, r)
-        for line in r.json_lines():
-            self.assertNotEqual(line.get("status"), "rejected", r)
+        lines = r.json_lines()
+        self.assertEqual(len(lines), 1, r)
+        self.assertEqual(lines[0]["job_id"], job_id)
+        self.assertNotIn(lines[0].get("status"), ("rejected", "ok", "error"),
+                         "--no-wait must return on acceptance, not wait for the result: %r" % r)
+        self.assertNotIn("result", lines[0])
         red = self.c.redis_client()
 
         def scored():

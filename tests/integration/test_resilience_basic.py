@@ -25,6 +25,15 @@ class RedisOutageTest(scl.ClusterTest):
         for w in c.workers:
             self.assertTrue(w.alive(), "%s died when Redis went away:\n%s" % (w.name, w.tail()))
 
+        # While Redis is away nothing can be journaled: the broker answers a
+        # SUBMIT with REJECTED journal_unavailable (retryable), not silence.
+        during = scl.job_from_attempt(attempt, scl.unique("during"))
+        got = client.submit([during], timeout=15, wait_results=False)
+        self.assertNotIn(during["job_id"], got.accepted, "accepted a job it could not journal")
+        self.assertEqual([e["code"] for e in got.rejected.get(during["job_id"], [])],
+                         ["journal_unavailable"], got.messages)
+        self.assertTrue(c.broker.alive(), c.broker.tail())
+
         c.redis.start()
         self.assertEqual(c.redis.port, port)
         # The new Redis is empty (no persistence in tests): push the rubric again.
