@@ -33,6 +33,7 @@
 #define BROKER_MAX_FRAMES 8
 #define BROKER_READ_BURST 256    /* messages read per socket per turn */
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
+#define BROKER_TURN_BYTES (16u << 20) /* SUBMIT bytes handled in one turn */
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -503,12 +504,13 @@ static void submit_drain(broker_t *b, submit_turn_t *t)
 {
     t->nmsgs = t->njobs = t->nitems = t->ndecoders = 0;
     msgpack_sbuffer_clear(&b->jobs);
-    size_t nframes = 0;
+    size_t nframes = 0, turn_bytes = 0;
     for (int k = 0; k < BROKER_READ_BURST; k++) {
         frames_t *fr = &t->frames[nframes];
         if (frames_recv(b->submit, fr) != 0)
             break;
         nframes++;
+        turn_bytes += fsize(fr, fr->n - 1);
         int first;
         proto_cmd_t cmd;
         const char *code = NULL;
@@ -528,11 +530,20 @@ static void submit_drain(broker_t *b, submit_turn_t *t)
             continue;
         }
         submit_stage(b, t, fr, first);
+        if (turn_bytes > BROKER_TURN_BYTES)
+            break;
     }
     if (t->nmsgs)
         submit_finish(b, t);
     for (size_t i = 0; i < nframes; i++)
         frames_close(&t->frames[i]);
+    /* Big batches leave big buffers behind: give them back. */
+    for (size_t i = 0; i < t->ndecoders; i++)
+        proto_decoder_trim(t->decoders[i], 256 * 1024);
+    if (b->jobs.alloc > 4u << 20) {
+        msgpack_sbuffer_destroy(&b->jobs);
+        msgpack_sbuffer_init(&b->jobs);
+    }
 }
 
 /* ---- work side -------------------------------------------------------- */

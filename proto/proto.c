@@ -446,6 +446,18 @@ void proto_decoder_destroy(proto_decoder_t **self_p)
     *self_p = NULL;
 }
 
+void proto_decoder_trim(proto_decoder_t *d, size_t keep)
+{
+    if (!d || d->cap <= keep)
+        return;
+    /* Drop the private copy and the zone's chunks; both regrow on demand. */
+    free(d->buf);
+    d->buf = NULL;
+    d->cap = 0;
+    msgpack_zone_destroy(&d->zone);
+    msgpack_zone_init(&d->zone, 16 * 1024);
+}
+
 /* Size check, private copy, scan, unpack; leaves the body map in *root. */
 static proto_err_t decode_body(proto_decoder_t *d, const void *body, size_t len,
                                msgpack_object *root, proto_error_t *err)

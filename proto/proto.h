@@ -219,6 +219,9 @@ typedef struct proto_decoder proto_decoder_t;
  * when its id was readable, else job_id.len == 0. */
 proto_decoder_t *proto_decoder_new(size_t max_body);
 void proto_decoder_destroy(proto_decoder_t **self_p);
+/* Release the decoder's memory when its last body was larger than keep
+ * bytes (after a big batch), invalidating what it decoded. */
+void proto_decoder_trim(proto_decoder_t *d, size_t keep);
 
 proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len,
                                 proto_submit_t *out, proto_error_t *err);
