@@ -240,7 +240,7 @@ static void ordering_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *cano
     }
     size_t np = 0;
     char **pres = ld_strings(L, obj, canon, path, "presented", &np, false);
-    if (pres) {
+    if (pres && np > 0) { /* [] (the canonical default) means none */
         if ((int)np != os->n)
             ld_error(L, ld_path_key(L, path, "presented"), "list every step once");
         for (size_t i = 0; i < np && i < MAX_STEPS; i++) {

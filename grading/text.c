@@ -607,9 +607,9 @@ static grading_err_t text_grade(grade_ctx_t *c, const item_t *it, const msgpack_
         return rc;
     /* the text is copied NUL-terminated: PCRE2 and the scanners read it whole */
     char *text = s ? arena_strndup(c->a, s, len) : NULL;
-    tokens_t toks;
-    if (!text || !text_tokenize(c->a, ctx_stemmer(c), text, len, &toks))
-        return c->a->oom ? GRADING_ERR_NOMEM : GRADING_OK;
+    tokens_t toks = {0};
+    if (s && (!text || !text_tokenize(c->a, ctx_stemmer(c), text, len, &toks)))
+        return GRADING_ERR_NOMEM;
     if (toks.n == 0) {
         out->status = ST_UNANSWERED;
         trace_rule(c, out->trace, "answer", false, 0, "no words in the response");
