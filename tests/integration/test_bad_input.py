@@ -75,6 +75,14 @@ class BadInputTest(scl.ClusterTest):
         self.expect_rejected(CODE_SIGNATURE)
         self.assert_still_serving()
 
+    def test_wrong_number_of_frames_is_rejected(self):
+        self.client.send_frames([scl.SIGNATURE, b"SUBMIT"])
+        self.expect_rejected("bad_frames")
+        body = msgpack.packb({"seq": 3, "jobs": [self.job()]})
+        self.client.send_frames([scl.SIGNATURE, b"SUBMIT", body, b"extra"])
+        self.expect_rejected("bad_frames")
+        self.assert_still_serving()
+
     def test_unknown_command_is_rejected(self):
         self.client.send_frames([scl.SIGNATURE, b"FROBNICATE", msgpack.packb({"seq": 8})])
         self.expect_rejected(CODE_COMMAND)

@@ -225,7 +225,8 @@ class PipelineTest(unittest.TestCase):
     def test_pub_socket_delivers_every_event(self):
         bodies = {}
         for frames in self.sub.frames:
-            self.assertIn(b"RESULT", frames, "PUB message is not a RESULT: %r" % frames[:2])
+            self.assertEqual(frames[:2], [scl.SIGNATURE, b"RESULT"], "PUB message: %r" % frames[:2])
+            self.assertEqual(len(frames), 3)
             ev = msgpack.unpackb(frames[-1], raw=False)
             bodies.setdefault(ev["job_id"], []).append(frames[-1])
         self.assertEqual(set(bodies), {j["job_id"] for j in self.jobs})
