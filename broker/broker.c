@@ -752,12 +752,80 @@ static void work_drain(broker_t *b)
     }
 }
 
+static journal_entry_t job_entry(const queue_job_t *j)
+{
+    return (journal_entry_t){.stream_id = j->stream_id,
+                             .job_id = j->id,
+                             .job_id_len = strlen(j->id),
+                             .hash = j->hash,
+                             .body = j->body,
+                             .body_len = j->body_len,
+                             .accepted_us = j->accepted_us,
+                             .attempts = j->attempt};
+}
+
+/* A delivery of j ended without a result (worker lost, time-to-run): note
+ * why, and journal its attempts so a restarted broker still counts them. */
+static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->last_reason, sizeof j->last_reason, fmt, ap);
+    va_end(ap);
+    journal_entry_t e = job_entry(j);
+    char sid[QUEUE_STREAM_ID];
+    if (journal_requeued(b->journal, &e, sid, sizeof sid) == 0)
+        snprintf(j->stream_id, sizeof j->stream_id, "%s", sid);
+}
+
+/* Give up on j after too many deliveries: dead-letter stream, and a
+ * REJECTED dead_letter to its submitter. No score event is emitted. */
+static void dead_letter(broker_t *b, queue_job_t *j)
+{
+    char reason[300];
+    snprintf(reason, sizeof reason, "delivered %u times without a result; last: %s",
+             j->attempt - 1, j->last_reason[0] ? j->last_reason : "unknown");
+    journal_entry_t e = job_entry(j);
+    e.attempts = j->attempt - 1;
+    if (journal_dead(b->journal, &e, reason, clock_wall_us()) != 0) {
+        /* Not stored: keep the job; it is retried when Redis is back. */
+        j->attempt--;
+        queue_job_requeue(b->queue, j);
+        return;
+    }
+    b->m.dead_letters++;
+    log_warn("job.dead_letter", "job_id=%s attempts=%u reason=\"%s\"", j->id, j->attempt - 1,
+             reason);
+    if (j->reply_to_len) {
+        proto_rejected_job_t rj = {.job_id = proto_str(j->id),
+                                   .code = proto_str("dead_letter"),
+                                   .message = proto_str(reason)};
+        proto_rejected_t r = {.code = proto_str("job_errors"),
+                              .message = proto_str("a job was given up: see jobs[]"),
+                              .njobs = 1,
+                              .jobs = &rj};
+        msgpack_sbuffer_clear(&b->out);
+        if (proto_encode_rejected(&b->out, &r) == 0)
+            send_routed(b->submit, j->reply_to, j->reply_to_len, 0, PROTO_CMD_REJECTED,
+                        b->out.data, b->out.size);
+    }
+    queue_job_finish(b->queue, j);
+}
+
 /* Send queued jobs to workers with free credit. */
 static void dispatch(broker_t *b)
 {
     int64_t now = clock_mono_ms();
     queue_job_t *j;
     while ((j = queue_dispatch(b->queue, now)) != NULL) {
+        if (j->attempt > b->cfg.max_attempts) {
+            dead_letter(b, j);
+            if (!journal_is_up(b->journal))
+                return;
+            continue;
+        }
         if (j->attempt > 1)
             b->m.redeliveries++;
         msgpack_sbuffer_clear(&b->out);
@@ -776,6 +844,15 @@ static void on_ttr_expired(queue_job_t *job, void *arg)
     b->m.ttr_expired++;
     log_warn("job.ttr_expired", "job_id=%s worker=%s attempt=%u ttr_ms=%u", job->id,
              job->worker->name, job->attempt, job->ttr_ms);
+    /* Tell the worker to drop it: a late RESULT would be a wasted grading. */
+    proto_cancel_t c = {.job_id = proto_str(job->id),
+                        .attempt = job->attempt,
+                        .reason = proto_str("time-to-run passed")};
+    msgpack_sbuffer_clear(&b->out);
+    if (proto_encode_cancel(&b->out, &c) == 0)
+        send_to_worker(b, job->worker, PROTO_CMD_CANCEL, b->out.data, b->out.size);
+    delivery_failed(b, job, "time-to-run of %u ms passed on worker %s", job->ttr_ms,
+                    job->worker->name);
 }
 
 /* Once per heartbeat interval: liveness, heartbeats, time-to-run, Redis. */
@@ -793,6 +870,8 @@ static void tick(broker_t *b)
             b->m.workers_lost++;
             log_warn("worker.lost", "worker=%s silent_ms=%lld inflight=%u", w->name,
                      (long long)(now - w->last_seen_ms), w->inflight);
+            for (queue_job_t *j = w->running; j; j = j->run_next)
+                delivery_failed(b, j, "worker %s stopped answering heartbeats", w->name);
             queue_worker_remove(b->queue, w); /* its jobs go back to the head */
         } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
             worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL);
@@ -815,26 +894,26 @@ static void gauges(broker_t *b, metrics_gauges_t *g)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void recover_job(void *arg, const char *stream_id, const char *job_id, size_t job_id_len,
-                        const char *hash, const void *body, size_t body_len, uint64_t accepted_us)
+static void recover_job(void *arg, const journal_entry_t *e)
 {
     broker_t *b = arg;
-    queue_job_t *job = queue_job_new(job_id, job_id_len, body, body_len);
+    queue_job_t *job = queue_job_new(e->job_id, e->job_id_len, e->body, e->body_len);
     if (!job)
         return;
-    snprintf(job->hash, sizeof job->hash, "%s", hash);
-    snprintf(job->stream_id, sizeof job->stream_id, "%s", stream_id);
-    job->accepted_us = accepted_us;
+    snprintf(job->hash, sizeof job->hash, "%s", e->hash);
+    snprintf(job->stream_id, sizeof job->stream_id, "%s", e->stream_id);
+    job->accepted_us = e->accepted_us;
+    job->attempt = e->attempts;
+    if (e->attempts)
+        snprintf(job->last_reason, sizeof job->last_reason,
+                 "%u deliveries failed before a broker restart", e->attempts);
     job->ttr_ms = (uint32_t)b->cfg.ttr_ms;
     if (queue_job_add(b->queue, job) != QUEUE_OK) {
         queue_job_free(job);
-        journal_forget(b->journal, stream_id);
+        journal_forget(b->journal, e->stream_id);
     }
 }
 
-/* Bind ep; when it names port "*" the port the system chose is written
- * back into ep (tcp://127.0.0.1:* -> tcp://127.0.0.1:41234) for the ready
- * line, so tests and supervisors can bind race-free. */
 static void *bind_socket(broker_t *b, int type, char *ep, size_t epcap, char *err, size_t errlen)
 {
     void *s = zmq_socket(b->ctx, type);

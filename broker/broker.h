@@ -34,6 +34,7 @@ typedef struct broker_config {
     uint64_t heartbeat_ms;
     uint64_t liveness;
     uint64_t ttr_ms;
+    uint64_t max_attempts;
     uint64_t events_maxlen;
     uint64_t dedupe_ttl_s;
     uint64_t grace_ms;

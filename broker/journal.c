@@ -62,6 +62,21 @@ static const char COMPLETE_LUA[] =
     "end\n"
     "return out\n";
 
+static const char REQUEUED_LUA[] =
+    "local journal, old = ARGV[1], ARGV[2]\n"
+    "local sid = redis.call('XADD', journal, '*', 'job_id', ARGV[3], 'hash', ARGV[4],\n"
+    "                       'accepted_us', ARGV[5], 'job', ARGV[6], 'attempts', ARGV[7])\n"
+    "if old ~= '' then redis.call('XDEL', journal, old) end\n"
+    "return sid\n";
+
+static const char DEAD_LUA[] =
+    "local journal, dead, old = ARGV[1], ARGV[2], ARGV[3]\n"
+    "redis.call('XADD', dead, '*', 'job_id', ARGV[4], 'hash', ARGV[5], 'accepted_us', ARGV[6],\n"
+    "           'attempts', ARGV[7], 'reason', ARGV[8], 'dead_us', ARGV[9], 'journal', journal,\n"
+    "           'job', ARGV[10])\n"
+    "if old ~= '' then redis.call('XDEL', journal, old) end\n"
+    "return 1\n";
+
 struct journal {
     journal_config_t cfg;
     char prefix[128];
@@ -320,6 +335,54 @@ int journal_complete(journal_t *j, journal_result_item_t *items, size_t n)
     return 0;
 }
 
+int journal_requeued(journal_t *j, const journal_entry_t *e, char *new_sid, size_t cap)
+{
+    if (!j->c)
+        return -1;
+    char acc[24], att[16];
+    snprintf(acc, sizeof acc, "%llu", (unsigned long long)e->accepted_us);
+    snprintf(att, sizeof att, "%u", e->attempts);
+    const char *argv[] = {"EVAL", REQUEUED_LUA, "0", j->journal_key, e->stream_id, e->job_id,
+                          e->hash, acc, e->body, att};
+    size_t argvlen[] = {4, strlen(REQUEUED_LUA), 1, strlen(j->journal_key), strlen(e->stream_id),
+                        e->job_id_len, strlen(e->hash), strlen(acc), e->body_len, strlen(att)};
+    redisReply *r = redisCommandArgv(j->c, 10, argv, argvlen);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        if (r)
+            freeReplyObject(r);
+        journal_lost(j, 0);
+        return -1;
+    }
+    snprintf(new_sid, cap, "%s", r->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uint64_t dead_us)
+{
+    if (!j->c)
+        return -1;
+    char dead_key[300], acc[24], att[16], when[24];
+    snprintf(dead_key, sizeof dead_key, "%sdead", j->prefix);
+    snprintf(acc, sizeof acc, "%llu", (unsigned long long)e->accepted_us);
+    snprintf(att, sizeof att, "%u", e->attempts);
+    snprintf(when, sizeof when, "%llu", (unsigned long long)dead_us);
+    const char *argv[] = {"EVAL", DEAD_LUA, "0", j->journal_key, dead_key, e->stream_id,
+                          e->job_id, e->hash, acc, att, reason, when, e->body};
+    size_t argvlen[] = {4,          strlen(DEAD_LUA), 1,           strlen(j->journal_key),
+                        strlen(dead_key), strlen(e->stream_id), e->job_id_len, strlen(e->hash),
+                        strlen(acc), strlen(att), strlen(reason), strlen(when), e->body_len};
+    redisReply *r = redisCommandArgv(j->c, 13, argv, argvlen);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r)
+            freeReplyObject(r);
+        journal_lost(j, 0);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
 void journal_forget(journal_t *j, const char *stream_id)
 {
     if (!j->c || !stream_id[0])
@@ -363,9 +426,17 @@ long journal_recover(journal_t *j, journal_recover_fn fn, void *arg)
             const redisReply *hash = entry_field(fields, "hash");
             const redisReply *acc = entry_field(fields, "accepted_us");
             const redisReply *job = entry_field(fields, "job");
+            const redisReply *att = entry_field(fields, "attempts");
             if (id && hash && acc && job) {
-                fn(arg, sid, id->str, id->len, hash->str, job->str, job->len,
-                   strtoull(acc->str, NULL, 10));
+                journal_entry_t en = {.stream_id = sid,
+                                      .job_id = id->str,
+                                      .job_id_len = id->len,
+                                      .hash = hash->str,
+                                      .body = job->str,
+                                      .body_len = job->len,
+                                      .accepted_us = strtoull(acc->str, NULL, 10),
+                                      .attempts = att ? (uint32_t)strtoul(att->str, NULL, 10) : 0};
+                fn(arg, &en);
                 total++;
             } else {
                 log_warn("journal.skip", "stream_id=%s reason=\"entry lacks a field\"", sid);

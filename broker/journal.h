@@ -11,7 +11,8 @@
  * Keys (prefix P, broker name N): P journal:N (stream: one entry per accepted
  * job), P done:<job_id> (the job's event, SET NX with a TTL: first result
  * wins), P events (stream of score events, MAXLEN ~), P rubric:id:<id> and
- * P rubric:hash:<hash> (read to resolve a job's rubric at submit time).
+ * P rubric:hash:<hash> (read to resolve a job's rubric at submit time), P dead
+ * (stream of jobs given up after too many deliveries).
  */
 #ifndef SCORELINE_BROKER_JOURNAL_H
 #define SCORELINE_BROKER_JOURNAL_H
@@ -67,10 +68,20 @@ typedef struct journal_result_item {
     int first; /* out: 1 when this event won (was stored and emitted) */
 } journal_result_item_t;
 
+/* One journal entry: a job accepted and not yet scored. */
+typedef struct journal_entry {
+    const char *stream_id;
+    const char *job_id;
+    size_t job_id_len;
+    const char *hash;
+    const void *body; /* packed job map */
+    size_t body_len;
+    uint64_t accepted_us;
+    uint32_t attempts; /* deliveries that ended without a result */
+} journal_entry_t;
+
 /* Called for each journal entry during recovery, oldest first. */
-typedef void (*journal_recover_fn)(void *arg, const char *stream_id, const char *job_id,
-                                   size_t job_id_len, const char *hash, const void *body,
-                                   size_t body_len, uint64_t accepted_us);
+typedef void (*journal_recover_fn)(void *arg, const journal_entry_t *e);
 
 journal_t *journal_new(const journal_config_t *cfg);
 void journal_destroy(journal_t **self_p);
@@ -90,6 +101,13 @@ const char *journal_error(const journal_t *j);
 int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *items, size_t n);
 /* Dedupe and emit a batch of events. 0 (each item's first set) or -1. */
 int journal_complete(journal_t *j, journal_result_item_t *items, size_t n);
+/* Record a failed delivery: the job is journaled again with its attempts
+ * count (so a restarted broker still knows it) and its old entry deleted.
+ * The new entry id is written to new_sid. 0 or -1. */
+int journal_requeued(journal_t *j, const journal_entry_t *e, char *new_sid, size_t cap);
+/* Move a job out of the journal into the dead-letter stream <prefix>dead
+ * with the reason it was given up. 0 or -1. */
+int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uint64_t dead_us);
 /* Delete one journal entry (a redundant copy). Best effort. */
 void journal_forget(journal_t *j, const char *stream_id);
 /* Replay the journal. Returns entries replayed, or -1. */

@@ -43,6 +43,8 @@ static const char USAGE[] =
     "  --liveness N         missed heartbeats before a worker is dead (default 3)\n"
     "                                                                   [SCORELINE_LIVENESS]\n"
     "  --ttr MS             default time-to-run of a job (default 30000) [SCORELINE_TTR_MS]\n"
+    "  --max-attempts N     deliveries before a job goes to the dead-letter stream\n"
+    "                       <prefix>dead (default 3)                   [SCORELINE_MAX_ATTEMPTS]\n"
     "  --events-maxlen N    approximate cap of the <prefix>events stream (default 100000)\n"
     "                                                                   [SCORELINE_EVENTS_MAXLEN]\n"
     "  --dedupe-ttl SECONDS how long a finished job id is remembered (default 86400)\n"
@@ -87,7 +89,7 @@ int main(int argc, char **argv)
 {
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_NAME, OPT_SUBMIT, OPT_WORK, OPT_EVENTS, OPT_METRICS,
-        OPT_MAX_QUEUE, OPT_MAX_MESSAGE, OPT_HEARTBEAT, OPT_LIVENESS, OPT_TTR, OPT_EVENTS_MAXLEN,
+        OPT_MAX_QUEUE, OPT_MAX_MESSAGE, OPT_HEARTBEAT, OPT_LIVENESS, OPT_TTR, OPT_MAX_ATTEMPTS, OPT_EVENTS_MAXLEN,
         OPT_DEDUPE_TTL, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL
     };
     static const struct option opts[] = {
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
         {"heartbeat", required_argument, 0, OPT_HEARTBEAT},
         {"liveness", required_argument, 0, OPT_LIVENESS},
         {"ttr", required_argument, 0, OPT_TTR},
+        {"max-attempts", required_argument, 0, OPT_MAX_ATTEMPTS},
         {"events-maxlen", required_argument, 0, OPT_EVENTS_MAXLEN},
         {"dedupe-ttl", required_argument, 0, OPT_DEDUPE_TTL},
         {"grace", required_argument, 0, OPT_GRACE},
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
     const char *heartbeat = config_env("SCORELINE_HEARTBEAT_MS", "1000");
     const char *liveness = config_env("SCORELINE_LIVENESS", "3");
     const char *ttr = config_env("SCORELINE_TTR_MS", "30000");
+    const char *max_attempts = config_env("SCORELINE_MAX_ATTEMPTS", "3");
     const char *events_maxlen = config_env("SCORELINE_EVENTS_MAXLEN", "100000");
     const char *dedupe_ttl = config_env("SCORELINE_DEDUPE_TTL", "86400");
     const char *grace = config_env("SCORELINE_GRACE_MS", "5000");
@@ -146,6 +150,7 @@ int main(int argc, char **argv)
         case OPT_HEARTBEAT: heartbeat = optarg; break;
         case OPT_LIVENESS: liveness = optarg; break;
         case OPT_TTR: ttr = optarg; break;
+        case OPT_MAX_ATTEMPTS: max_attempts = optarg; break;
         case OPT_EVENTS_MAXLEN: events_maxlen = optarg; break;
         case OPT_DEDUPE_TTL: dedupe_ttl = optarg; break;
         case OPT_GRACE: grace = optarg; break;
@@ -205,6 +210,7 @@ int main(int argc, char **argv)
         number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
         number("--liveness", liveness, 1, 100, &cfg.liveness) ||
         number("--ttr", ttr, 1, 3600000, &cfg.ttr_ms) ||
+        number("--max-attempts", max_attempts, 1, 1000, &cfg.max_attempts) ||
         number("--events-maxlen", events_maxlen, 1, UINT32_MAX, &cfg.events_maxlen) ||
         number("--dedupe-ttl", dedupe_ttl, 1, 31536000, &cfg.dedupe_ttl_s) ||
         number("--grace", grace, 0, 600000, &cfg.grace_ms) ||

@@ -128,6 +128,8 @@ char *metrics_render(const metrics_t *m, const metrics_gauges_t *g)
            m->redeliveries);
     metric(&t, "scoreline_ttr_expired_total", "counter", "Jobs whose time-to-run passed.",
            m->ttr_expired);
+    metric(&t, "scoreline_dead_letters_total", "counter",
+           "Jobs moved to the dead-letter stream after too many deliveries.", m->dead_letters);
     metric(&t, "scoreline_workers_lost_total", "counter", "Workers declared dead (no heartbeat).",
            m->workers_lost);
     metric(&t, "scoreline_bad_messages_total", "counter",

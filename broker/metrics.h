@@ -31,6 +31,7 @@ typedef struct metrics {
     uint64_t results_duplicate;    /* results that lost the first-wins race */
     uint64_t redeliveries;         /* requeues after worker loss or TTR */
     uint64_t ttr_expired;
+    uint64_t dead_letters;         /* jobs given up after --max-attempts deliveries */
     uint64_t workers_lost;
     uint64_t bad_messages;         /* undecodable messages from workers */
     metrics_histogram_t grading;    /* duration_us reported in events */

@@ -48,6 +48,7 @@ typedef struct queue_job {
     queue_worker_t *worker;               /* RUNNING: who holds it */
     uint8_t reply_to[QUEUE_MAX_IDENTITY]; /* submitter's ROUTER identity, len 0 = none */
     uint8_t reply_to_len;
+    char last_reason[160]; /* why the last delivery failed, "" if none did */
     /* intrusive links (owned by queue.c) */
     struct queue_job *hash_next;
     struct queue_job *run_prev, *run_next;

@@ -40,7 +40,7 @@ struct proto_decoder {
 /* ---- Names and codes --------------------------------------------------- */
 
 static const char *const cmd_names[PROTO_CMD_COUNT] = {
-    "SUBMIT", "ACCEPTED", "REJECTED", "RESULT", "READY", "JOB", "HEARTBEAT", "DISCONNECT",
+    "SUBMIT", "ACCEPTED", "REJECTED", "RESULT", "READY", "JOB", "HEARTBEAT", "DISCONNECT", "CANCEL",
 };
 
 static const char *const state_names[PROTO_STATE_COUNT] = {"queued", "running", "done"};
@@ -1054,6 +1054,26 @@ proto_err_t proto_decode_disconnect(proto_decoder_t *d, const void *body, size_t
     return PROTO_OK;
 }
 
+proto_err_t proto_decode_cancel(proto_decoder_t *d, const void *body, size_t len,
+                                proto_cancel_t *out, proto_error_t *err)
+{
+    static const char *const names[] = {"job_id", "attempt", "reason"};
+    const msgpack_object *v[3];
+    msgpack_object root;
+    uint64_t attempt;
+    memset(out, 0, sizeof *out);
+    out->job_id = proto_str(NULL);
+    out->reason = proto_str(NULL);
+    set_ok(err);
+    TRY(decode_body(d, body, len, &root, err));
+    TRY(map_collect(&root, "", names, 3, v, err));
+    TRY(get_str(v[0], "", "job_id", 1, 1, PROTO_MAX_JOB_ID, STR_IDENT, &out->job_id, err));
+    TRY(get_uint(v[1], "", "attempt", 0, 0, UINT32_MAX, &attempt, err));
+    out->attempt = (uint32_t)attempt;
+    TRY(get_str(v[2], "", "reason", 0, 0, PROTO_MAX_MESSAGE, STR_TEXT, &out->reason, err));
+    return PROTO_OK;
+}
+
 enum {
     RF_V,
     RF_JOB_ID,
@@ -1349,6 +1369,24 @@ int proto_encode_disconnect(msgpack_sbuffer *buf, const proto_disconnect_t *m)
         return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     PACK(msgpack_pack_map(&pk, m->reason.len ? 1 : 0));
+    if (m->reason.len) {
+        PACK(pack_cstr(&pk, "reason"));
+        PACK(pack_sentence(&pk, m->reason));
+    }
+    return 0;
+}
+
+int proto_encode_cancel(msgpack_sbuffer *buf, const proto_cancel_t *m)
+{
+    msgpack_packer pk;
+    if (!buf || !m || m->job_id.len == 0)
+        return -1;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    PACK(msgpack_pack_map(&pk, 2 + (m->reason.len > 0)));
+    PACK(pack_cstr(&pk, "job_id"));
+    PACK(pack_pstr(&pk, m->job_id));
+    PACK(pack_cstr(&pk, "attempt"));
+    PACK(msgpack_pack_uint32(&pk, m->attempt));
     if (m->reason.len) {
         PACK(pack_cstr(&pk, "reason"));
         PACK(pack_sentence(&pk, m->reason));

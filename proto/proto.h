@@ -50,6 +50,7 @@ typedef enum proto_cmd {
     PROTO_CMD_JOB,        /* broker -> worker */
     PROTO_CMD_HEARTBEAT,  /* both ways, broker <-> worker */
     PROTO_CMD_DISCONNECT, /* both ways, broker <-> worker */
+    PROTO_CMD_CANCEL,     /* broker -> worker: drop a job (time-to-run passed) */
     PROTO_CMD_COUNT
 } proto_cmd_t;
 
@@ -177,6 +178,14 @@ typedef struct proto_disconnect {
     proto_str_t reason;
 } proto_disconnect_t;
 
+/* CANCEL: the broker took the job back (its time-to-run passed); the worker
+ * drops it, abandoning the grading if it is running. */
+typedef struct proto_cancel {
+    proto_str_t job_id;
+    uint32_t attempt; /* the delivery being cancelled, 0 = any */
+    proto_str_t reason;
+} proto_cancel_t;
+
 /* RESULT: the score event. status is "ok" or "error". */
 typedef struct proto_result {
     proto_str_t job_id;
@@ -239,6 +248,8 @@ proto_err_t proto_decode_heartbeat(proto_decoder_t *d, const void *body, size_t 
                                    proto_heartbeat_t *out, proto_error_t *err);
 proto_err_t proto_decode_disconnect(proto_decoder_t *d, const void *body, size_t len,
                                     proto_disconnect_t *out, proto_error_t *err);
+proto_err_t proto_decode_cancel(proto_decoder_t *d, const void *body, size_t len,
+                                proto_cancel_t *out, proto_error_t *err);
 
 /* Validate one job map (as found in SUBMIT.jobs or JOB.job) into out.
  * path prefixes error messages ("jobs[3]" gives "jobs[3].tenant: ..."), NULL
@@ -270,6 +281,7 @@ int proto_encode_job(msgpack_sbuffer *buf, uint32_t attempt, uint64_t accepted_u
                      proto_str_t rubric_hash, const void *job_map, size_t job_len);
 int proto_encode_heartbeat(msgpack_sbuffer *buf, const proto_heartbeat_t *m);
 int proto_encode_disconnect(msgpack_sbuffer *buf, const proto_disconnect_t *m);
+int proto_encode_cancel(msgpack_sbuffer *buf, const proto_cancel_t *m);
 /* RESULT: m->result is ignored; result_map/result_len (a packed grading result
  * map, or NULL for an error result) are spliced unchanged under "result".
  * status "ok"/"error" comes from m->status, or when empty from whether

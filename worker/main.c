@@ -35,17 +35,23 @@ static const char USAGE[] =
     "  --heartbeat MS       heartbeat interval (default 1000)           [SCORELINE_HEARTBEAT_MS]\n"
     "  --liveness N         missed heartbeats before a broker is presumed gone and\n"
     "                       the connection is remade (default 3)       [SCORELINE_LIVENESS]\n"
+    "  --threads N          grading threads (default 1)                [SCORELINE_THREADS]\n"
     "  --cache-size N       rubrics kept in memory (default 64)        [SCORELINE_CACHE_SIZE]\n"
+    "  --max-abandoned N    gradings abandoned past their time-to-run before the worker\n"
+    "                       exits with status 4 for its supervisor to restart it\n"
+    "                       (default 8)                                [SCORELINE_MAX_ABANDONED]\n"
     "  --grace MS           on SIGTERM, longest wait to finish and flush (default 8000)\n"
     "                                                                   [SCORELINE_GRACE_MS]\n"
     "  --redis-timeout MS   Redis connect/command timeout (default 2000)\n"
     "                                                                   [SCORELINE_REDIS_TIMEOUT_MS]\n"
     "  --log-level LEVEL    debug, info, warn, error (default info)     [SCORELINE_LOG_LEVEL]\n"
+    "  --fault-delay-ms MS  testing only: sleep MS before grading jobs whose id contains\n"
+    "  --fault-match TEXT   TEXT (fault injection for reliability tests; default off)\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n"
     "\n"
     "Exit status: 0 after a clean drain (SIGTERM/SIGINT), 2 on bad flags, 3 when\n"
-    "Redis cannot be reached at start.\n";
+    "Redis cannot be reached at start, 4 after too many runaway gradings.\n";
 
 static void on_signal(int sig)
 {
@@ -75,7 +81,8 @@ int main(int argc, char **argv)
 {
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_BROKER, OPT_CREDIT, OPT_ID, OPT_HEARTBEAT, OPT_LIVENESS,
-        OPT_CACHE, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL
+        OPT_CACHE, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL, OPT_THREADS, OPT_MAX_ABANDONED,
+        OPT_FAULT_DELAY, OPT_FAULT_MATCH
     };
     static const struct option opts[] = {{"redis", required_argument, 0, OPT_REDIS},
                                          {"prefix", required_argument, 0, OPT_PREFIX},
@@ -88,6 +95,10 @@ int main(int argc, char **argv)
                                          {"grace", required_argument, 0, OPT_GRACE},
                                          {"redis-timeout", required_argument, 0, OPT_REDIS_TIMEOUT},
                                          {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"max-abandoned", required_argument, 0, OPT_MAX_ABANDONED},
+                                         {"fault-delay-ms", required_argument, 0, OPT_FAULT_DELAY},
+                                         {"fault-match", required_argument, 0, OPT_FAULT_MATCH},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
@@ -102,6 +113,9 @@ int main(int argc, char **argv)
     const char *grace = config_env("SCORELINE_GRACE_MS", "8000");
     const char *redis_timeout = config_env("SCORELINE_REDIS_TIMEOUT_MS", "2000");
     const char *log_level = config_env("SCORELINE_LOG_LEVEL", "info");
+    const char *threads = config_env("SCORELINE_THREADS", "1");
+    const char *max_abandoned = config_env("SCORELINE_MAX_ABANDONED", "8");
+    const char *fault_delay = "0";
 
     worker_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -124,6 +138,10 @@ int main(int argc, char **argv)
         case OPT_GRACE: grace = optarg; break;
         case OPT_REDIS_TIMEOUT: redis_timeout = optarg; break;
         case OPT_LOG_LEVEL: log_level = optarg; break;
+        case OPT_THREADS: threads = optarg; break;
+        case OPT_MAX_ABANDONED: max_abandoned = optarg; break;
+        case OPT_FAULT_DELAY: fault_delay = optarg; break;
+        case OPT_FAULT_MATCH: cfg.fault_match = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
         case 'V': printf("scoreline-worker 0.1.0 (%s)\n", GRADING_ENGINE); return 0;
         case ':': {
@@ -198,7 +216,10 @@ int main(int argc, char **argv)
         number("--liveness", liveness, 1, 100, &cfg.liveness) ||
         number("--cache-size", cache, 1, 100000, &cfg.cache_size) ||
         number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
-        number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms))
+        number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms) ||
+        number("--threads", threads, 1, 64, &cfg.threads) ||
+        number("--max-abandoned", max_abandoned, 0, 1000, &cfg.max_abandoned) ||
+        number("--fault-delay-ms", fault_delay, 0, 3600000, &cfg.fault_delay_ms))
         goto out;
     log_init("worker", (log_level_t)level);
 

@@ -11,11 +11,14 @@
 typedef struct entry {
     grading_rubric_t *rubric; /* NULL = free slot */
     uint64_t used;            /* use stamp: larger is more recent */
+    uint32_t pins;            /* holders that may still read it */
 } entry_t;
 
 struct rubric_cache {
     entry_t *entries;
-    size_t capacity, size;
+    size_t slots;    /* allocated entries */
+    size_t capacity; /* most unpinned entries kept */
+    size_t size;
     uint64_t clock, hits, misses;
 };
 
@@ -31,7 +34,7 @@ rubric_cache_t *rubric_cache_new(size_t capacity)
         free(c);
         return NULL;
     }
-    c->capacity = capacity;
+    c->capacity = c->slots = capacity;
     return c;
 }
 
@@ -40,7 +43,7 @@ void rubric_cache_destroy(rubric_cache_t **self_p)
     rubric_cache_t *c = *self_p;
     if (!c)
         return;
-    for (size_t i = 0; i < c->capacity; i++)
+    for (size_t i = 0; i < c->slots; i++)
         grading_rubric_destroy(&c->entries[i].rubric);
     free(c->entries);
     free(c);
@@ -51,7 +54,7 @@ static entry_t *find(rubric_cache_t *c, const char *hash, size_t len)
 {
     if (len != 64)
         return NULL;
-    for (size_t i = 0; i < c->capacity; i++)
+    for (size_t i = 0; i < c->slots; i++)
         if (c->entries[i].rubric && memcmp(grading_rubric_hash(c->entries[i].rubric), hash, 64) == 0)
             return &c->entries[i];
     return NULL;
@@ -66,7 +69,18 @@ const grading_rubric_t *rubric_cache_get(rubric_cache_t *c, const char *hash, si
     }
     c->hits++;
     e->used = ++c->clock;
+    e->pins++;
     return e->rubric;
+}
+
+void rubric_cache_release(rubric_cache_t *c, const grading_rubric_t *r)
+{
+    for (size_t i = 0; i < c->slots; i++)
+        if (c->entries[i].rubric == r) {
+            if (c->entries[i].pins)
+                c->entries[i].pins--;
+            return;
+        }
 }
 
 const grading_rubric_t *rubric_cache_put(rubric_cache_t *c, grading_rubric_t **rubric_p)
@@ -77,24 +91,42 @@ const grading_rubric_t *rubric_cache_put(rubric_cache_t *c, grading_rubric_t **r
     if (e) {
         grading_rubric_destroy(&r);
         e->used = ++c->clock;
+        e->pins++;
         return e->rubric;
     }
-    entry_t *slot = NULL;
-    for (size_t i = 0; i < c->capacity; i++) {
-        entry_t *x = &c->entries[i];
-        if (!x->rubric) {
-            slot = x;
-            break;
+    /* Make room: evict the least recently used unpinned entries. */
+    while (c->size >= c->capacity) {
+        entry_t *victim = NULL;
+        for (size_t i = 0; i < c->slots; i++) {
+            entry_t *x = &c->entries[i];
+            if (x->rubric && x->pins == 0 && (!victim || x->used < victim->used))
+                victim = x;
         }
-        if (!slot || x->used < slot->used)
-            slot = x;
+        if (!victim)
+            break; /* everything is pinned: grow */
+        grading_rubric_destroy(&victim->rubric);
+        c->size--;
     }
-    if (slot->rubric)
-        grading_rubric_destroy(&slot->rubric);
-    else
-        c->size++;
+    entry_t *slot = NULL;
+    for (size_t i = 0; i < c->slots && !slot; i++)
+        if (!c->entries[i].rubric)
+            slot = &c->entries[i];
+    if (!slot) {
+        entry_t *n = realloc(c->entries, (c->slots * 2) * sizeof *n);
+        if (!n) {
+            /* Out of memory: the caller answers internal_error. */
+            grading_rubric_destroy(&r);
+            return NULL;
+        }
+        memset(n + c->slots, 0, c->slots * sizeof *n);
+        slot = n + c->slots;
+        c->entries = n;
+        c->slots *= 2;
+    }
     slot->rubric = r;
     slot->used = ++c->clock;
+    slot->pins = 1;
+    c->size++;
     return r;
 }
 

@@ -1,15 +1,17 @@
 /*
  * worker.c - the worker's loop (see worker.h).
  *
- * One thread. Each turn polls every broker connection, grades the JOBs that
- * arrived, and keeps the heartbeats going both ways. Grading is a pure
- * function, so a job whose rubric cannot be fetched yet (Redis away) simply
- * waits in a short list and is retried; nothing is answered for it until it
- * can be graded, and the broker's time-to-run covers the worst case.
+ * The main thread polls every broker connection and every grading thread's
+ * inproc pipe. A JOB becomes a task: the main thread decodes it, resolves its
+ * rubric (cache, Redis, inline) and hands it to an idle grading thread, which
+ * grades it and packs the RESULT; back on the main thread the RESULT goes
+ * out on the connection the job came from. A task whose rubric cannot be
+ * fetched yet (Redis away) waits and is retried; nothing is answered for it
+ * until it can be graded, and the broker's time-to-run covers the worst case.
  *
- * SIGTERM: DISCONNECT to every broker (no new jobs), grade what is already
- * here, wait for each broker's DISCONNECT "ack" (ordered after any JOB it
- * sent before), flush the results and exit 0.
+ * SIGTERM: DISCONNECT to every broker (no new jobs), finish what is here,
+ * wait for each broker's DISCONNECT "ack" (ordered after any JOB it sent
+ * before), flush the results and exit 0.
  */
 #include "worker/worker.h"
 
@@ -22,14 +24,17 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define WORKER_READ_BURST 256
-#define WORKER_MAX_WAITING 10000
+#define WORKER_MAX_THREADS 64
 
 static volatile sig_atomic_t worker_stopping = 0;
 
@@ -44,16 +49,44 @@ typedef struct broker_conn {
     int64_t last_recv_ms;
     int64_t last_sent_ms;
     int acked; /* DISCONNECT ack received while draining */
-    uint64_t jobs;
 } broker_conn_t;
 
-/* A JOB that cannot be graded yet (its rubric is not reachable). */
-typedef struct waiting_job {
+/* One job from receipt to RESULT. Owned by the main thread, or by a grading
+ * thread while it grades it (or forever, once abandoned). */
+typedef struct task {
     size_t broker;
-    uint8_t *body;
+    uint8_t *body; /* the JOB body */
     size_t len;
-    uint64_t received_us;
-} waiting_job_t;
+    uint64_t received_us; /* wall clock at receipt: the event's started_us */
+    uint64_t t0_us;       /* monotonic at receipt: duration_us counts from here */
+    char job_id[PROTO_MAX_JOB_ID + 1];
+    uint32_t attempt;
+    uint32_t ttr_ms;
+    const grading_rubric_t *rubric; /* pinned in the cache while set */
+    /* a final error found before grading (code NULL = none) */
+    const char *err_code;
+    char err_message[PROTO_MAX_MESSAGE];
+    /* output, packed by whoever finishes the task */
+    uint8_t *result;
+    size_t result_len;
+    int ok;
+    struct task *next;
+} task_t;
+
+typedef struct grader {
+    pthread_t tid;
+    void *pipe; /* main thread's end of inproc PAIR */
+    task_t *task;
+    int64_t started_ms;
+    int live;
+} grader_t;
+
+/* What a grading thread needs; read-only after start. */
+typedef struct grader_args {
+    void *ctx;
+    char endpoint[64];
+    const worker_config_t *cfg;
+} grader_args_t;
 
 struct worker {
     worker_config_t cfg;
@@ -65,12 +98,178 @@ struct worker {
     rubric_cache_t *cache;
     proto_decoder_t *dec;
     msgpack_sbuffer out;
-    waiting_job_t *waiting;
-    size_t nwaiting;
+    grader_t graders[WORKER_MAX_THREADS];
+    uint64_t grader_gen;
+    task_t *ready_head, *ready_tail; /* resolved, waiting for a thread */
+    task_t *waiting;                 /* waiting for Redis to resolve the rubric */
+    size_t held;                     /* tasks held in any state */
     int draining;
     int64_t drain_deadline_ms;
-    uint64_t graded, errors;
+    uint64_t graded, errors, abandoned;
 };
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static void task_free(task_t *t)
+{
+    if (!t)
+        return;
+    free(t->body);
+    free(t->result);
+    free(t);
+}
+
+/* Pack the RESULT for t: an error when t->err_code is set, else the graded
+ * result res. Runs on whichever thread finishes the task. */
+static void task_pack_result(task_t *t, const worker_config_t *cfg, const proto_jobmsg_t *jm,
+                             const grading_result_t *res, msgpack_sbuffer *buf)
+{
+    const proto_job_t *job = &jm->job;
+    proto_result_t r;
+    memset(&r, 0, sizeof r);
+    r.job_id = job->job_id;
+    r.tenant = job->tenant;
+    r.candidate = job->candidate;
+    r.rubric = job->rubric;
+    r.rubric_hash = t->rubric ? proto_str(grading_rubric_hash(t->rubric))
+                              : (jm->rubric_hash.len ? jm->rubric_hash : job->rubric_hash);
+    r.engine = proto_str(GRADING_ENGINE);
+    r.worker = proto_str(cfg->id);
+    r.attempt = jm->attempt;
+    r.accepted_us = jm->accepted_us;
+    r.started_us = t->received_us;
+    r.finished_us = clock_wall_us();
+    r.duration_us = clock_mono_us() - t->t0_us;
+    if (t->err_code) {
+        r.status = proto_str("error");
+        r.error_code = proto_str(t->err_code);
+        r.error_message = proto_str(t->err_message);
+    } else {
+        r.status = proto_str("ok");
+        r.digest = proto_str(res->digest);
+    }
+    msgpack_sbuffer_clear(buf);
+    if (proto_encode_result(buf, &r, t->err_code ? NULL : res->data, t->err_code ? 0 : res->len) ==
+        0) {
+        t->result = malloc(buf->size);
+        if (t->result) {
+            memcpy(t->result, buf->data, buf->size);
+            t->result_len = buf->size;
+        }
+    }
+    t->ok = t->err_code == NULL;
+}
+
+/* Grade t (rubric resolved, no error yet) and pack its RESULT. */
+static void task_grade(task_t *t, const worker_config_t *cfg, proto_decoder_t *dec,
+                       msgpack_sbuffer *buf)
+{
+    proto_jobmsg_t jm;
+    proto_error_t perr;
+    if (proto_decode_job(dec, t->body, t->len, &jm, &perr) != PROTO_OK)
+        return; /* checked on receipt; cannot happen */
+    if (cfg->fault_match && cfg->fault_delay_ms && strstr(t->job_id, cfg->fault_match)) {
+        struct timespec ts = {(time_t)(cfg->fault_delay_ms / 1000),
+                              (long)(cfg->fault_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    grading_result_t res = {0};
+    if (!t->err_code) {
+        grading_error_t gerr;
+        if (grading_grade(t->rubric, jm.job.responses, &res, &gerr) != GRADING_OK) {
+            t->err_code = grading_err_code(gerr.code);
+            snprintf(t->err_message, sizeof t->err_message, "%s%s%s", gerr.path,
+                     gerr.path[0] ? ": " : "", gerr.message);
+        }
+    }
+    task_pack_result(t, cfg, &jm, &res, buf);
+    grading_result_free(&res);
+}
+
+/* ---- grading threads -------------------------------------------------- */
+
+static void *grader_main(void *arg)
+{
+    grader_args_t *a = arg;
+    void *pipe = zmq_socket(a->ctx, ZMQ_PAIR);
+    int linger = 0;
+    zmq_setsockopt(pipe, ZMQ_LINGER, &linger, sizeof linger);
+    proto_decoder_t *dec = proto_decoder_new(0);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (zmq_connect(pipe, a->endpoint) == 0 && dec) {
+        for (;;) {
+            task_t *t = NULL;
+            if (zmq_recv(pipe, &t, sizeof t, 0) != (int)sizeof t || !t)
+                break;
+            task_grade(t, a->cfg, dec, &buf);
+            /* The main thread may have abandoned us meanwhile: then nobody
+             * reads the pipe and the task is ours to free. */
+            if (zmq_send(pipe, &t, sizeof t, ZMQ_DONTWAIT) != (int)sizeof t) {
+                task_free(t);
+                break;
+            }
+        }
+    }
+    msgpack_sbuffer_destroy(&buf);
+    proto_decoder_destroy(&dec);
+    zmq_close(pipe);
+    free(a);
+    return NULL;
+}
+
+/* Start grading thread i on a fresh inproc endpoint. */
+static int grader_start(worker_t *w, size_t i)
+{
+    grader_t *g = &w->graders[i];
+    grader_args_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    a->ctx = w->ctx;
+    a->cfg = &w->cfg;
+    snprintf(a->endpoint, sizeof a->endpoint, "inproc://grader-%zu-%llu", i,
+             (unsigned long long)w->grader_gen++);
+    g->pipe = zmq_socket(w->ctx, ZMQ_PAIR);
+    int linger = 0, sndtimeo = 1000;
+    zmq_setsockopt(g->pipe, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(g->pipe, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    if (!g->pipe || zmq_bind(g->pipe, a->endpoint) != 0) {
+        free(a);
+        return -1;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&g->tid, &attr, grader_main, a);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        zmq_close(g->pipe);
+        g->pipe = NULL;
+        free(a);
+        return -1;
+    }
+    g->task = NULL;
+    g->live = 1;
+    return 0;
+}
+
+/* Leave the thread grading i's task to itself and start a new one. */
+static void grader_abandon(worker_t *w, size_t i, const char *why)
+{
+    grader_t *g = &w->graders[i];
+    task_t *t = g->task;
+    log_warn("job.abandoned", "job_id=%s attempt=%u reason=\"%s\" running_ms=%lld", t->job_id,
+             t->attempt, why, (long long)(clock_mono_ms() - g->started_ms));
+    /* The rubric stays pinned: the abandoned thread may still read it. */
+    zmq_close(g->pipe);
+    g->pipe = NULL;
+    g->task = NULL;
+    g->live = 0;
+    w->held--;
+    w->abandoned++;
+    if (grader_start(w, i) != 0)
+        log_error("grader.start_failed", "slot=%zu", i);
+}
 
 /* ---- Redis ------------------------------------------------------------ */
 
@@ -95,7 +294,7 @@ static int redis_ensure(worker_t *w)
     char err[512];
     w->redis = redis_url_connect(&w->cfg.redis, (int)w->cfg.redis_timeout_ms, err, sizeof err);
     if (!w->redis) {
-        log_warn("redis.retry", "error=\"%s\"", err);
+        log_warn("redis.retry", "error=\"%s\" retry_in_ms=%d", err, w->redis_backoff_ms);
         redis_drop(w, err);
         return 0;
     }
@@ -104,15 +303,10 @@ static int redis_ensure(worker_t *w)
     return 1;
 }
 
-typedef enum fetch {
-    FETCH_FOUND,
-    FETCH_ABSENT,
-    FETCH_UNAVAILABLE
-} fetch_t;
+typedef enum fetch { FETCH_FOUND, FETCH_ABSENT, FETCH_UNAVAILABLE } fetch_t;
 
 /* GET <prefix>rubric:hash:<hash> into a loaded rubric. */
-static fetch_t redis_fetch_rubric(worker_t *w, proto_str_t hash, grading_rubric_t **out,
-                                  grading_error_t *gerr)
+static fetch_t redis_fetch_rubric(worker_t *w, proto_str_t hash, grading_rubric_t **out)
 {
     if (!redis_ensure(w))
         return FETCH_UNAVAILABLE;
@@ -123,12 +317,13 @@ static fetch_t redis_fetch_rubric(worker_t *w, proto_str_t hash, grading_rubric_
         return FETCH_UNAVAILABLE;
     }
     fetch_t f = FETCH_ABSENT;
+    grading_error_t gerr;
     if (r->type == REDIS_REPLY_STRING) {
-        if (grading_rubric_load_msgpack(r->str, r->len, out, gerr) == GRADING_OK)
+        if (grading_rubric_load_msgpack(r->str, r->len, out, &gerr) == GRADING_OK)
             f = FETCH_FOUND;
         else
-            log_warn("rubric.unloadable", "hash=%.*s error=\"%s\"", (int)hash.len, hash.ptr,
-                     gerr->message);
+            log_warn("rubric.unloadable", "hash=%.*s error=\"%s: %s\"", (int)hash.len, hash.ptr,
+                     gerr.path, gerr.message);
     }
     freeReplyObject(r);
     return f;
@@ -149,200 +344,283 @@ static void redis_store_rubric(worker_t *w, const grading_rubric_t *r)
         freeReplyObject(rep);
 }
 
-/* ---- grading a job ---------------------------------------------------- */
+static void task_fail(task_t *t, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void task_fail(task_t *t, const char *code, const char *fmt, ...)
+{
+    t->err_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err_message, sizeof t->err_message, fmt, ap);
+    va_end(ap);
+}
 
-typedef struct outcome {
-    const char *code; /* NULL = graded */
-    char message[PROTO_MAX_MESSAGE];
-} outcome_t;
-
-/* Find the job's rubric. Returns NULL with o->code set on a final error, or
- * NULL with *retry = 1 when Redis must be reached first. */
-static const grading_rubric_t *resolve_rubric(worker_t *w, const proto_jobmsg_t *jm, outcome_t *o,
-                                              int *retry)
+/* Resolve t's rubric into t->rubric (pinned), or set a final error on t.
+ * Returns 1 when Redis must be reached first. */
+static int task_resolve(worker_t *w, task_t *t, const proto_jobmsg_t *jm)
 {
     const proto_job_t *job = &jm->job;
     proto_str_t hash = jm->rubric_hash.len ? jm->rubric_hash : job->rubric_hash;
-    grading_error_t gerr;
     grading_rubric_t *loaded = NULL;
-    *retry = 0;
+    grading_error_t gerr;
     if (hash.len) {
-        const grading_rubric_t *r = rubric_cache_get(w->cache, hash.ptr, hash.len);
-        if (r)
-            return r;
-        fetch_t f = redis_fetch_rubric(w, hash, &loaded, &gerr);
-        if (f == FETCH_FOUND && memcmp(grading_rubric_hash(loaded), hash.ptr, 64) == 0)
-            return rubric_cache_put(w->cache, &loaded);
+        t->rubric = rubric_cache_get(w->cache, hash.ptr, hash.len);
+        if (t->rubric)
+            goto check_id;
+        fetch_t f = redis_fetch_rubric(w, hash, &loaded);
+        if (f == FETCH_FOUND && memcmp(grading_rubric_hash(loaded), hash.ptr, 64) == 0) {
+            t->rubric = rubric_cache_put(w->cache, &loaded);
+            goto check_id;
+        }
         grading_rubric_destroy(&loaded);
         if (!job->rubric_inline.len) {
-            if (f == FETCH_UNAVAILABLE) {
-                *retry = 1;
-                return NULL;
-            }
-            o->code = "unknown_rubric";
-            snprintf(o->message, sizeof o->message,
-                     "rubric version %.*s is not stored in Redis and the job carries no inline "
-                     "rubric",
-                     (int)hash.len, hash.ptr);
-            return NULL;
+            if (f == FETCH_UNAVAILABLE)
+                return 1;
+            task_fail(t, "unknown_rubric",
+                      "rubric version %.*s is not stored in Redis and the job carries no inline "
+                      "rubric",
+                      (int)hash.len, hash.ptr);
+            return 0;
         }
     }
     if (!job->rubric_inline.len) {
-        o->code = "unknown_rubric";
-        snprintf(o->message, sizeof o->message,
-                 "rubric '%.*s' could not be resolved to a stored version and the job carries "
-                 "no inline rubric",
-                 (int)job->rubric.len, job->rubric.ptr);
-        return NULL;
+        task_fail(t, "unknown_rubric",
+                  "rubric '%.*s' could not be resolved to a stored version and the job carries "
+                  "no inline rubric",
+                  (int)job->rubric.len, job->rubric.ptr);
+        return 0;
     }
     if (grading_rubric_load_json(job->rubric_inline.ptr, job->rubric_inline.len, &loaded, &gerr) !=
         GRADING_OK) {
-        o->code = grading_err_code(gerr.code);
-        snprintf(o->message, sizeof o->message, "inline rubric: %s%s%s", gerr.path,
-                 gerr.path[0] ? ": " : "", gerr.message);
-        return NULL;
+        task_fail(t, grading_err_code(gerr.code), "inline rubric: %s%s%s", gerr.path,
+                  gerr.path[0] ? ": " : "", gerr.message);
+        return 0;
     }
     if (hash.len && memcmp(grading_rubric_hash(loaded), hash.ptr, 64) != 0) {
-        o->code = "rubric_hash_mismatch";
-        snprintf(o->message, sizeof o->message,
-                 "the inline rubric hashes to %s, not to the pinned %.*s",
-                 grading_rubric_hash(loaded), (int)hash.len, hash.ptr);
+        task_fail(t, "rubric_hash_mismatch",
+                  "the inline rubric hashes to %s, not to the pinned %.*s",
+                  grading_rubric_hash(loaded), (int)hash.len, hash.ptr);
         grading_rubric_destroy(&loaded);
-        return NULL;
+        return 0;
     }
-    const grading_rubric_t *r = rubric_cache_put(w->cache, &loaded);
-    redis_store_rubric(w, r);
-    return r;
+    t->rubric = rubric_cache_put(w->cache, &loaded);
+    if (t->rubric)
+        redis_store_rubric(w, t->rubric);
+check_id:
+    if (!t->rubric) {
+        task_fail(t, "internal_error", "out of memory while caching the rubric");
+        return 0;
+    }
+    const char *id = grading_rubric_id(t->rubric);
+    if (strlen(id) != job->rubric.len || memcmp(id, job->rubric.ptr, job->rubric.len) != 0) {
+        task_fail(t, "rubric_hash_mismatch",
+                  "the job names rubric '%.*s' but version %s belongs to rubric '%s'",
+                  (int)job->rubric.len, job->rubric.ptr, grading_rubric_hash(t->rubric), id);
+        rubric_cache_release(w->cache, t->rubric);
+        t->rubric = NULL;
+    }
+    return 0;
 }
 
-/* Pack and send the RESULT for one job on broker connection bi. */
-static void send_result(worker_t *w, size_t bi, const proto_jobmsg_t *jm,
-                        const grading_rubric_t *rubric, const grading_result_t *res,
-                        const outcome_t *o, uint64_t started_us, uint64_t t0_us)
+/* ---- moving tasks ----------------------------------------------------- */
+
+static void ready_push(worker_t *w, task_t *t)
 {
-    const proto_job_t *job = &jm->job;
-    uint64_t finished_us = clock_wall_us();
-    proto_result_t r;
-    memset(&r, 0, sizeof r);
-    r.job_id = job->job_id;
-    r.tenant = job->tenant;
-    r.candidate = job->candidate;
-    r.rubric = job->rubric;
-    r.rubric_hash = rubric ? proto_str(grading_rubric_hash(rubric))
-                           : (jm->rubric_hash.len ? jm->rubric_hash : job->rubric_hash);
-    r.engine = proto_str(GRADING_ENGINE);
-    r.worker = proto_str(w->cfg.id);
-    r.attempt = jm->attempt;
-    r.accepted_us = jm->accepted_us;
-    r.started_us = started_us;
-    r.finished_us = finished_us;
-    r.duration_us = clock_mono_us() - t0_us;
-    if (o->code) {
-        r.status = proto_str("error");
-        r.error_code = proto_str(o->code);
-        r.error_message = proto_str(o->message);
-    } else {
-        r.status = proto_str("ok");
-        r.digest = proto_str(res->digest);
-    }
-    msgpack_sbuffer_clear(&w->out);
-    if (proto_encode_result(&w->out, &r, o->code ? NULL : res->data, o->code ? 0 : res->len) != 0)
-        return;
-    broker_conn_t *bc = &w->brokers[bi];
+    t->next = NULL;
+    if (w->ready_tail)
+        w->ready_tail->next = t;
+    else
+        w->ready_head = t;
+    w->ready_tail = t;
+}
+
+static void send_frames(broker_conn_t *bc, const char *cmd, const void *body, size_t len)
+{
     zmq_send(bc->sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE);
-    zmq_send(bc->sock, "RESULT", 6, ZMQ_SNDMORE);
-    zmq_send(bc->sock, w->out.data, w->out.size, 0);
+    zmq_send(bc->sock, cmd, strlen(cmd), ZMQ_SNDMORE);
+    zmq_send(bc->sock, body, len, 0);
     bc->last_sent_ms = clock_mono_ms();
-    bc->jobs++;
-    if (o->code) {
-        w->errors++;
-        log_info("job.failed", "job_id=%.*s attempt=%u code=%s message=\"%s\"",
-                 (int)job->job_id.len, job->job_id.ptr, jm->attempt, o->code, o->message);
-    } else {
-        w->graded++;
-        log_debug("job.graded", "job_id=%.*s attempt=%u duration_us=%llu", (int)job->job_id.len,
-                  job->job_id.ptr, jm->attempt, (unsigned long long)r.duration_us);
-    }
 }
 
-/* Grade one JOB body. Returns 1 when it must wait for Redis, else 0. */
-static int grade_job(worker_t *w, size_t bi, const void *body, size_t len, uint64_t received_us)
+/* Send t's RESULT and forget t. */
+static void task_finish(worker_t *w, task_t *t)
 {
-    uint64_t t0 = clock_mono_us();
+    if (t->result) {
+        send_frames(&w->brokers[t->broker], "RESULT", t->result, t->result_len);
+        if (t->ok) {
+            w->graded++;
+            log_debug("job.graded", "job_id=%s attempt=%u", t->job_id, t->attempt);
+        } else {
+            w->errors++;
+            log_info("job.failed", "job_id=%s attempt=%u code=%s message=\"%s\"", t->job_id,
+                     t->attempt, t->err_code ? t->err_code : "internal_error", t->err_message);
+        }
+    } else {
+        log_error("job.unpacked", "job_id=%s reason=\"could not pack the RESULT\"", t->job_id);
+    }
+    if (t->rubric)
+        rubric_cache_release(w->cache, t->rubric);
+    w->held--;
+    task_free(t);
+}
+
+/* Answer a task that failed before grading, on the main thread. */
+static void task_finish_error(worker_t *w, task_t *t)
+{
+    proto_jobmsg_t jm;
+    proto_error_t perr;
+    if (proto_decode_job(w->dec, t->body, t->len, &jm, &perr) == PROTO_OK) {
+        grading_result_t none = {0};
+        task_pack_result(t, &w->cfg, &jm, &none, &w->out);
+    }
+    task_finish(w, t);
+}
+
+/* Resolve and route one new or waiting task (jm: its decoded JOB, or NULL
+ * to decode it again). Returns 1 when it must keep waiting for Redis. */
+static int task_route(worker_t *w, task_t *t, const proto_jobmsg_t *jm)
+{
+    proto_jobmsg_t again;
+    proto_error_t perr;
+    if (!jm) {
+        if (proto_decode_job(w->dec, t->body, t->len, &again, &perr) != PROTO_OK)
+            return 0;
+        jm = &again;
+    }
+    if (task_resolve(w, t, jm))
+        return 1;
+    if (t->err_code)
+        task_finish_error(w, t);
+    else
+        ready_push(w, t);
+    return 0;
+}
+
+static void job_received(worker_t *w, size_t bi, const void *body, size_t len)
+{
     proto_jobmsg_t jm;
     proto_error_t perr;
     if (proto_decode_job(w->dec, body, len, &jm, &perr) != PROTO_OK ||
         jm.job.err.code != PROTO_OK) {
-        /* Without a job id there is nobody to answer; the broker's
-         * time-to-run will requeue it and the dead-letter limit ends it. */
-        log_warn("job.undecodable", "code=%s reason=\"%s\"", proto_err_code(perr.code),
-                 perr.message);
-        return 0;
+        /* Without a readable job there is nobody to answer; the broker's
+         * time-to-run requeues it and its delivery limit ends it. */
+        log_warn("job.undecodable", "code=%s reason=\"%s\"",
+                 proto_err_code(perr.code ? perr.code : jm.job.err.code),
+                 perr.code ? perr.message : jm.job.err.message);
+        return;
     }
-    outcome_t o = {0};
-    int retry = 0;
-    const grading_rubric_t *rubric = resolve_rubric(w, &jm, &o, &retry);
-    if (retry)
-        return 1;
-    grading_result_t res = {0};
-    if (rubric) {
-        if (grading_rubric_id(rubric) &&
-            (strlen(grading_rubric_id(rubric)) != jm.job.rubric.len ||
-             memcmp(grading_rubric_id(rubric), jm.job.rubric.ptr, jm.job.rubric.len) != 0)) {
-            o.code = "rubric_hash_mismatch";
-            snprintf(o.message, sizeof o.message,
-                     "the job names rubric '%.*s' but version %s belongs to rubric '%s'",
-                     (int)jm.job.rubric.len, jm.job.rubric.ptr, grading_rubric_hash(rubric),
-                     grading_rubric_id(rubric));
-        } else {
-            grading_error_t gerr;
-            if (grading_grade(rubric, jm.job.responses, &res, &gerr) != GRADING_OK) {
-                o.code = grading_err_code(gerr.code);
-                snprintf(o.message, sizeof o.message, "%s%s%s", gerr.path,
-                         gerr.path[0] ? ": " : "", gerr.message);
-            }
-        }
+    task_t *t = calloc(1, sizeof *t);
+    if (!t || !(t->body = malloc(len))) {
+        free(t);
+        log_error("job.dropped", "reason=\"out of memory\"");
+        return;
     }
-    send_result(w, bi, &jm, rubric, &res, &o, received_us, t0);
-    grading_result_free(&res);
-    return 0;
+    memcpy(t->body, body, len);
+    t->len = len;
+    t->broker = bi;
+    t->received_us = clock_wall_us();
+    t->t0_us = clock_mono_us();
+    proto_str_copy(jm.job.job_id, t->job_id, sizeof t->job_id);
+    t->attempt = jm.attempt;
+    t->ttr_ms = jm.ttr_ms;
+    w->held++;
+    if (task_route(w, t, &jm)) {
+        t->next = w->waiting;
+        w->waiting = t;
+    }
 }
 
-static void wait_job(worker_t *w, size_t bi, const void *body, size_t len, uint64_t received_us)
-{
-    if (w->nwaiting >= WORKER_MAX_WAITING)
-        return; /* the broker's time-to-run brings it back */
-    waiting_job_t *n = realloc(w->waiting, (w->nwaiting + 1) * sizeof *n);
-    if (!n)
-        return;
-    w->waiting = n;
-    uint8_t *copy = malloc(len);
-    if (!copy)
-        return;
-    memcpy(copy, body, len);
-    w->waiting[w->nwaiting++] = (waiting_job_t){bi, copy, len, received_us};
-}
-
-/* Retry jobs that waited for Redis, oldest first. */
+/* Retry tasks that waited for Redis. */
 static void retry_waiting(worker_t *w)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < w->nwaiting; i++) {
-        waiting_job_t *j = &w->waiting[i];
-        if (grade_job(w, j->broker, j->body, j->len, j->received_us)) {
-            w->waiting[kept++] = *j;
-        } else {
-            free(j->body);
+    task_t *list = w->waiting;
+    w->waiting = NULL;
+    while (list) {
+        task_t *t = list;
+        list = t->next;
+        if (task_route(w, t, NULL)) {
+            t->next = w->waiting;
+            w->waiting = t;
         }
     }
-    w->nwaiting = kept;
+}
+
+/* Give ready tasks to idle threads. */
+static void assign(worker_t *w)
+{
+    for (size_t i = 0; i < w->cfg.threads && w->ready_head; i++) {
+        grader_t *g = &w->graders[i];
+        if (!g->live || g->task)
+            continue;
+        task_t *t = w->ready_head;
+        w->ready_head = t->next;
+        if (!w->ready_head)
+            w->ready_tail = NULL;
+        t->next = NULL;
+        if (zmq_send(g->pipe, &t, sizeof t, ZMQ_DONTWAIT) != (int)sizeof t) {
+            ready_push(w, t);
+            return;
+        }
+        g->task = t;
+        g->started_ms = clock_mono_ms();
+    }
+}
+
+static void grader_returned(worker_t *w, size_t i)
+{
+    grader_t *g = &w->graders[i];
+    task_t *t = NULL;
+    while (zmq_recv(g->pipe, &t, sizeof t, ZMQ_DONTWAIT) == (int)sizeof t) {
+        if (t == g->task)
+            g->task = NULL;
+        task_finish(w, t);
+    }
+}
+
+/* Drop a job the broker took back: wherever it is, it gets no RESULT. */
+static void job_cancel(worker_t *w, const proto_cancel_t *c)
+{
+    char id[PROTO_MAX_JOB_ID + 1];
+    proto_str_copy(c->job_id, id, sizeof id);
+    for (size_t i = 0; i < w->cfg.threads; i++) {
+        grader_t *g = &w->graders[i];
+        if (g->task && strcmp(g->task->job_id, id) == 0 &&
+            (c->attempt == 0 || g->task->attempt == c->attempt)) {
+            grader_abandon(w, i, "cancelled by the broker");
+            return;
+        }
+    }
+    task_t **pp = &w->ready_head, *prev = NULL;
+    for (; *pp; prev = *pp, pp = &(*pp)->next)
+        if (strcmp((*pp)->job_id, id) == 0) {
+            task_t *t = *pp;
+            *pp = t->next;
+            if (w->ready_tail == t)
+                w->ready_tail = prev;
+            log_info("job.cancelled", "job_id=%s attempt=%u", t->job_id, t->attempt);
+            if (t->rubric)
+                rubric_cache_release(w->cache, t->rubric);
+            w->held--;
+            task_free(t);
+            return;
+        }
+}
+
+/* Abandon gradings that outlived their own time-to-run. */
+static void watch_runaways(worker_t *w)
+{
+    int64_t now = clock_mono_ms();
+    for (size_t i = 0; i < w->cfg.threads; i++) {
+        grader_t *g = &w->graders[i];
+        if (g->task && g->task->ttr_ms && now - g->started_ms > (int64_t)g->task->ttr_ms)
+            grader_abandon(w, i, "time-to-run passed");
+    }
 }
 
 /* ---- broker connections ----------------------------------------------- */
 
 static void send_simple(worker_t *w, size_t bi, proto_cmd_t cmd)
 {
-    broker_conn_t *bc = &w->brokers[bi];
     msgpack_sbuffer_clear(&w->out);
     int rc;
     if (cmd == PROTO_CMD_READY) {
@@ -351,19 +629,14 @@ static void send_simple(worker_t *w, size_t bi, proto_cmd_t cmd)
                             .engine = proto_str(GRADING_ENGINE)};
         rc = proto_encode_ready(&w->out, &rd);
     } else if (cmd == PROTO_CMD_HEARTBEAT) {
-        proto_heartbeat_t hb = {.inflight = (uint32_t)w->nwaiting};
+        proto_heartbeat_t hb = {.inflight = (uint32_t)w->held};
         rc = proto_encode_heartbeat(&w->out, &hb);
     } else {
-        proto_disconnect_t d = {.reason = proto_str("draining")};
+        proto_disconnect_t d = {.reason = proto_str("drain")};
         rc = proto_encode_disconnect(&w->out, &d);
     }
-    if (rc != 0)
-        return;
-    const char *name = proto_cmd_name(cmd);
-    zmq_send(bc->sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE);
-    zmq_send(bc->sock, name, strlen(name), ZMQ_SNDMORE);
-    zmq_send(bc->sock, w->out.data, w->out.size, 0);
-    bc->last_sent_ms = clock_mono_ms();
+    if (rc == 0)
+        send_frames(&w->brokers[bi], proto_cmd_name(cmd), w->out.data, w->out.size);
 }
 
 /* (Re)open the DEALER to broker bi and announce ourselves. */
@@ -401,31 +674,35 @@ static void broker_message(worker_t *w, size_t bi, zmq_msg_t *frames, int n)
     }
     const void *body = zmq_msg_data(&frames[2]);
     size_t len = zmq_msg_size(&frames[2]);
+    proto_error_t perr;
     switch (cmd) {
-    case PROTO_CMD_JOB: {
-        uint64_t received_us = clock_wall_us();
-        if (grade_job(w, bi, body, len, received_us))
-            wait_job(w, bi, body, len, received_us);
+    case PROTO_CMD_JOB:
+        job_received(w, bi, body, len);
         return;
-    }
     case PROTO_CMD_HEARTBEAT:
         return;
+    case PROTO_CMD_CANCEL: {
+        proto_cancel_t c;
+        if (proto_decode_cancel(w->dec, body, len, &c, &perr) == PROTO_OK)
+            job_cancel(w, &c);
+        return;
+    }
     case PROTO_CMD_DISCONNECT: {
         proto_disconnect_t d;
-        proto_error_t perr;
         if (proto_decode_disconnect(w->dec, body, len, &d, &perr) != PROTO_OK)
             return;
         if (proto_str_eq(d.reason, "ack")) {
             bc->acked = 1;
-        } else if (proto_str_eq(d.reason, "unknown_worker") && !w->draining) {
-            log_info("broker.rejoin", "broker=%s", bc->endpoint);
-            send_simple(w, bi, PROTO_CMD_READY);
+        } else if (w->draining) {
+            bc->acked = 1; /* the broker is leaving too: nothing more will come */
+        } else if (proto_str_eq(d.reason, "shutting_down")) {
+            /* Results still go out on this socket while it lasts; liveness
+             * then remakes the connection to the broker's successor. */
+            log_info("broker.leaving", "broker=%s", bc->endpoint);
         } else {
-            /* The broker is going away; heartbeats will find its successor. */
-            log_info("broker.leaving", "broker=%s reason=%.*s", bc->endpoint, (int)d.reason.len,
+            log_info("broker.rejoin", "broker=%s reason=%.*s", bc->endpoint, (int)d.reason.len,
                      d.reason.ptr);
-            if (w->draining)
-                bc->acked = 1;
+            send_simple(w, bi, PROTO_CMD_READY);
         }
         return;
     }
@@ -493,6 +770,10 @@ static void heartbeats(worker_t *w)
 worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *exit_code)
 {
     *exit_code = 2;
+    if (cfg->threads < 1 || cfg->threads > WORKER_MAX_THREADS) {
+        snprintf(err, errlen, "--threads: expected 1..%d", WORKER_MAX_THREADS);
+        return NULL;
+    }
     worker_t *w = calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -512,12 +793,18 @@ worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *
     w->redis = redis_url_connect(&cfg->redis, (int)cfg->redis_timeout_ms, err, errlen);
     if (!w->redis) {
         size_t n = strlen(err);
-        snprintf(err + n, errlen - n, " (is redis-server running? set --redis or "
-                                      "SCORELINE_REDIS_URL)");
+        snprintf(err + n, errlen - n,
+                 " (is redis-server running? set --redis or SCORELINE_REDIS_URL)");
         *exit_code = 3;
         worker_destroy(&w);
         return NULL;
     }
+    for (size_t i = 0; i < cfg->threads; i++)
+        if (grader_start(w, i) != 0) {
+            snprintf(err, errlen, "cannot start a grading thread");
+            worker_destroy(&w);
+            return NULL;
+        }
     for (size_t i = 0; i < cfg->nbrokers; i++) {
         w->brokers[i].endpoint = cfg->brokers[i];
         if (broker_open(w, i) != 0) {
@@ -531,6 +818,15 @@ worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *
     return w;
 }
 
+static void task_list_free(task_t *t)
+{
+    while (t) {
+        task_t *next = t->next;
+        task_free(t);
+        t = next;
+    }
+}
+
 void worker_destroy(worker_t **self_p)
 {
     worker_t *w = *self_p;
@@ -539,13 +835,35 @@ void worker_destroy(worker_t **self_p)
     for (size_t i = 0; i < WORKER_MAX_BROKERS; i++)
         if (w->brokers[i].sock)
             zmq_close(w->brokers[i].sock);
-    if (w->ctx)
-        zmq_ctx_term(w->ctx);
+    /* Stop idle grading threads: a NULL task tells them to exit. Busy ones
+     * (only when the drain deadline passed) are left behind. */
+    int stranded = 0;
+    for (size_t i = 0; i < WORKER_MAX_THREADS; i++) {
+        grader_t *g = &w->graders[i];
+        if (!g->pipe)
+            continue;
+        if (g->task) {
+            stranded = 1;
+        } else {
+            task_t *none = NULL;
+            zmq_send(g->pipe, &none, sizeof none, 0);
+        }
+        zmq_close(g->pipe);
+    }
+    if (w->abandoned)
+        stranded = 1;
+    if (w->ctx) {
+        /* zmq_ctx_term waits for every socket, including those of threads
+         * still grading a runaway job; do not wait for those. */
+        if (stranded)
+            zmq_ctx_shutdown(w->ctx);
+        else
+            zmq_ctx_term(w->ctx);
+    }
     if (w->redis)
         redisFree(w->redis);
-    for (size_t i = 0; i < w->nwaiting; i++)
-        free(w->waiting[i].body);
-    free(w->waiting);
+    task_list_free(w->ready_head);
+    task_list_free(w->waiting);
     rubric_cache_destroy(&w->cache);
     proto_decoder_destroy(&w->dec);
     msgpack_sbuffer_destroy(&w->out);
@@ -568,41 +886,60 @@ int worker_run(worker_t *w)
         size_t n = strlen(brokers);
         snprintf(brokers + n, sizeof brokers - n, "%s%s", i ? "," : "", w->cfg.brokers[i]);
     }
-    log_info("worker.ready", "worker=%s brokers=%s credit=%llu redis=%s engine=%s", w->cfg.id,
-             brokers, (unsigned long long)w->cfg.credit, w->cfg.redis_text, GRADING_ENGINE);
+    log_info("worker.ready", "worker=%s brokers=%s credit=%llu threads=%llu redis=%s engine=%s",
+             w->cfg.id, brokers, (unsigned long long)w->cfg.credit,
+             (unsigned long long)w->cfg.threads, w->cfg.redis_text, GRADING_ENGINE);
+    int rc = 0;
     for (;;) {
         if (worker_stopping && !w->draining) {
             w->draining = 1;
             w->drain_deadline_ms = clock_mono_ms() + (int64_t)w->cfg.grace_ms;
-            log_info("worker.draining", "waiting=%zu", w->nwaiting);
+            log_info("worker.draining", "held=%zu", w->held);
             for (size_t i = 0; i < w->cfg.nbrokers; i++)
                 send_simple(w, i, PROTO_CMD_DISCONNECT);
         }
-        if (w->draining && ((all_acked(w) && w->nwaiting == 0) ||
-                            clock_mono_ms() >= w->drain_deadline_ms))
+        if (w->draining &&
+            ((all_acked(w) && w->held == 0) || clock_mono_ms() >= w->drain_deadline_ms))
             break;
-        zmq_pollitem_t items[WORKER_MAX_BROKERS];
-        for (size_t i = 0; i < w->cfg.nbrokers; i++)
-            items[i] = (zmq_pollitem_t){w->brokers[i].sock, 0, ZMQ_POLLIN, 0};
-        long timeout = (long)w->cfg.heartbeat_ms / 4;
-        if (w->nwaiting)
-            timeout = 100;
-        int rc = zmq_poll(items, (int)w->cfg.nbrokers, timeout);
-        if (rc < 0 && errno != EINTR) {
-            log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
+        if (w->abandoned > w->cfg.max_abandoned) {
+            log_error("worker.runaways", "abandoned=%llu limit=%llu reason=\"too many gradings "
+                      "outlived their time-to-run; exiting so a supervisor restarts the process\"",
+                      (unsigned long long)w->abandoned, (unsigned long long)w->cfg.max_abandoned);
+            rc = 4;
             break;
         }
-        for (size_t i = 0; i < w->cfg.nbrokers; i++)
+        zmq_pollitem_t items[WORKER_MAX_BROKERS + WORKER_MAX_THREADS];
+        size_t nb = w->cfg.nbrokers, n = 0;
+        for (size_t i = 0; i < nb; i++)
+            items[n++] = (zmq_pollitem_t){w->brokers[i].sock, 0, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < w->cfg.threads; i++)
+            items[n++] = (zmq_pollitem_t){w->graders[i].pipe, 0, ZMQ_POLLIN, 0};
+        long timeout = (long)w->cfg.heartbeat_ms / 4;
+        if (w->waiting && timeout > 100)
+            timeout = 100;
+        if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
+            log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
+            rc = 1;
+            break;
+        }
+        for (size_t i = 0; i < w->cfg.threads; i++)
+            if (items[nb + i].revents & ZMQ_POLLIN)
+                grader_returned(w, i);
+        for (size_t i = 0; i < nb; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 broker_drain(w, i);
-        if (w->nwaiting)
+        if (w->waiting)
             retry_waiting(w);
+        assign(w);
+        watch_runaways(w);
         heartbeats(w);
     }
-    log_info("worker.stopped", "graded=%llu errors=%llu unfinished=%zu cache_hits=%llu "
+    log_info("worker.stopped",
+             "graded=%llu errors=%llu abandoned=%llu unfinished=%zu cache_hits=%llu "
              "cache_misses=%llu",
-             (unsigned long long)w->graded, (unsigned long long)w->errors, w->nwaiting,
+             (unsigned long long)w->graded, (unsigned long long)w->errors,
+             (unsigned long long)w->abandoned, w->held,
              (unsigned long long)rubric_cache_hits(w->cache),
              (unsigned long long)rubric_cache_misses(w->cache));
-    return 0;
+    return rc;
 }

@@ -6,6 +6,13 @@
  * Rubrics are looked up by content hash: the in-process LRU first, then
  * Redis (<prefix>rubric:hash:<hash>), then the rubric sent inline with the
  * job, which is then stored in Redis for the next worker.
+ *
+ * Threads: the main thread owns every socket, Redis and the rubric cache;
+ * --threads grading threads run the pure engine on one job at a time each.
+ * A grading that outlives its time-to-run (or that the broker CANCELs) is
+ * abandoned: its thread is left to finish on its own, its result is
+ * dropped, and a fresh thread takes its place. The engine is pure, so
+ * abandoning it is safe.
  */
 #ifndef SCORELINE_WORKER_H
 #define SCORELINE_WORKER_H
@@ -30,6 +37,12 @@ typedef struct worker_config {
     uint64_t cache_size;
     uint64_t grace_ms;
     uint64_t redis_timeout_ms;
+    uint64_t threads;       /* grading threads */
+    uint64_t max_abandoned; /* runaway gradings tolerated before the worker exits */
+    /* Fault injection for reliability tests (never set in production): jobs
+     * whose id contains fault_match sleep fault_delay_ms before grading. */
+    const char *fault_match;
+    uint64_t fault_delay_ms;
 } worker_config_t;
 
 typedef struct worker worker_t;
@@ -37,7 +50,8 @@ typedef struct worker worker_t;
 /* Connect to Redis and the brokers. NULL with a sentence in err and
  * *exit_code (2 config, 3 Redis unavailable). */
 worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *exit_code);
-/* Run until worker_stop; drains and returns the exit code. */
+/* Run until worker_stop; drains and returns the exit code (0, or 4 when
+ * more than max_abandoned gradings ran away). */
 int worker_run(worker_t *w);
 /* Ask the loop to drain and stop (async-signal-safe). */
 void worker_stop(void);
