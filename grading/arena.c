@@ -19,7 +19,7 @@ struct arena_block {
     _Alignas(16) unsigned char data[];
 };
 
-#define ARENA_BLOCK_MIN 8192
+#define ARENA_BLOCK_MIN 32768
 
 /* Zeroed, 16-byte aligned memory living until arena_free. */
 void *arena_alloc(arena_t *a, size_t n)
@@ -32,7 +32,7 @@ void *arena_alloc(arena_t *a, size_t n)
     arena_block_t *b = a->head;
     if (!b || b->cap - b->used < n) {
         size_t cap = n > ARENA_BLOCK_MIN ? n : ARENA_BLOCK_MIN;
-        if (b && cap < b->cap * 2 && b->cap * 2 <= (1u << 20))
+        if (b && cap < b->cap * 2 && b->cap * 2 <= (1u << 17))
             cap = b->cap * 2;
         b = malloc(sizeof *b + cap);
         if (!b) {

@@ -41,10 +41,10 @@ tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool match
                     int64_t points_milli, const char *detail)
 {
     tnode_t *m = t_map(c->a);
-    t_set(c->a, m, "rule", t_strz(c->a, rule));
-    t_set(c->a, m, "matched", t_bool(c->a, matched));
-    t_set(c->a, m, "points_milli", t_int(c->a, points_milli));
-    t_set(c->a, m, "detail", t_strz(c->a, detail ? detail : ""));
+    t_put(c->a, m, "rule", t_ref(c->a, rule));
+    t_put(c->a, m, "matched", t_bool(c->a, matched));
+    t_put(c->a, m, "points_milli", t_int(c->a, points_milli));
+    t_put(c->a, m, "detail", t_ref(c->a, detail));
     t_push(c->a, trace, m);
     return m;
 }
@@ -58,31 +58,24 @@ void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t star
     tnode_t *ev = t_get(rule, "evidence");
     if (!ev) {
         ev = t_arr(c->a);
-        t_set(c->a, rule, "evidence", ev);
+        t_put(c->a, rule, "evidence", ev);
     }
     tnode_t *e = t_map(c->a);
-    t_set(c->a, e, "start", t_int(c->a, (int64_t)start));
-    t_set(c->a, e, "end", t_int(c->a, (int64_t)end));
+    t_put(c->a, e, "start", t_int(c->a, (int64_t)start));
+    t_put(c->a, e, "end", t_int(c->a, (int64_t)end));
     size_t n = end - start;
     if (n > 200) {
         n = 200;
         while (n > 0 && ((unsigned char)text[start + n] & 0xc0) == 0x80)
             n--;
     }
-    t_set(c->a, e, "text", t_str(c->a, text + start, n));
+    t_put(c->a, e, "text", t_str(c->a, text + start, n));
     t_push(c->a, ev, e);
 }
 
 static const char *status_name(item_status_t s)
 {
     return s == ST_SCORED ? "scored" : s == ST_UNANSWERED ? "unanswered" : "pending";
-}
-
-static bool pack_tree(tnode_t *t, msgpack_sbuffer *sb)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    return t_pack(t, &pk);
 }
 
 static grading_err_t grade_items(grade_ctx_t *c, const msgpack_object **resp_for,
@@ -122,51 +115,118 @@ static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const agg
     const grading_rubric_t *r = c->r;
     arena_t *a = c->a;
     tnode_t *m = t_map(a);
-    t_set(a, m, "engine", t_strz(a, GRADING_ENGINE));
+    t_put(a, m, "engine", t_ref(a, GRADING_ENGINE));
     tnode_t *rub = t_map(a);
-    t_set(a, rub, "id", t_strz(a, r->id));
-    t_set(a, rub, "version", t_strz(a, r->version));
-    t_set(a, rub, "hash", t_strz(a, r->hash));
-    t_set(a, m, "rubric", rub);
-    t_set(a, m, "decision", t_strz(a, decision));
-    t_set(a, m, "band", t_strz(a, ag->band->id));
-    t_set(a, m, "status", t_strz(a, ag->pending ? "pending" : "complete"));
+    t_put(a, rub, "id", t_ref(a, r->id));
+    t_put(a, rub, "version", t_ref(a, r->version));
+    t_put(a, rub, "hash", t_ref(a, r->hash));
+    t_put(a, m, "rubric", rub);
+    t_put(a, m, "decision", t_ref(a, decision));
+    t_put(a, m, "band", t_ref(a, ag->band->id));
+    t_put(a, m, "status", t_ref(a, ag->pending ? "pending" : "complete"));
     tnode_t *tot = t_map(a);
-    t_set(a, tot, "percent_bp", t_int(a, ag->total_bp));
-    t_set(a, tot, "points_milli", t_int(a, ag->total_points));
-    t_set(a, tot, "max_milli", t_int(a, ag->total_max));
-    t_set(a, m, "total", tot);
+    t_put(a, tot, "percent_bp", t_int(a, ag->total_bp));
+    t_put(a, tot, "points_milli", t_int(a, ag->total_points));
+    t_put(a, tot, "max_milli", t_int(a, ag->total_max));
+    t_put(a, m, "total", tot);
     tnode_t *secs = t_arr(a);
     for (size_t s = 0; s < r->n_sections; s++) {
         tnode_t *sm = t_map(a);
-        t_set(a, sm, "id", t_strz(a, r->sections[s].id));
-        t_set(a, sm, "weight_milli", t_int(a, r->sections[s].weight_milli));
-        t_set(a, sm, "percent_bp", t_int(a, ag->section_bp[s]));
-        t_set(a, sm, "points_milli", t_int(a, ag->section_points[s]));
-        t_set(a, sm, "max_milli", t_int(a, ag->section_max[s]));
-        t_set(a, sm, "status", t_strz(a, ag->section_pending[s] ? "pending" : "complete"));
+        t_put(a, sm, "id", t_ref(a, r->sections[s].id));
+        t_put(a, sm, "weight_milli", t_int(a, r->sections[s].weight_milli));
+        t_put(a, sm, "percent_bp", t_int(a, ag->section_bp[s]));
+        t_put(a, sm, "points_milli", t_int(a, ag->section_points[s]));
+        t_put(a, sm, "max_milli", t_int(a, ag->section_max[s]));
+        t_put(a, sm, "status", t_ref(a, ag->section_pending[s] ? "pending" : "complete"));
         t_push(a, secs, sm);
     }
-    t_set(a, m, "sections", secs);
+    t_put(a, m, "sections", secs);
     tnode_t *items = t_arr(a);
     for (size_t i = 0; i < r->n_items; i++) {
         const item_t *it = &r->items[i];
         tnode_t *im = t_map(a);
-        t_set(a, im, "id", t_strz(a, it->id));
-        t_set(a, im, "type", t_strz(a, item_type_name(it->type)));
-        t_set(a, im, "section", t_strz(a, r->sections[it->section].id));
-        t_set(a, im, "status", t_strz(a, status_name(res[i].status)));
-        t_set(a, im, "points_milli", t_int(a, res[i].earned_milli));
-        t_set(a, im, "max_milli", t_int(a, it->points_milli));
-        t_set(a, im, "weight_milli", t_int(a, it->weight_milli));
-        t_set(a, im, "percent_bp", t_int(a, item_percent_bp(it, &res[i])));
-        t_set(a, im, "trace", res[i].trace);
-        t_set(a, im, "detail", res[i].detail);
+        t_put(a, im, "id", t_ref(a, it->id));
+        t_put(a, im, "type", t_ref(a, item_type_name(it->type)));
+        t_put(a, im, "section", t_ref(a, r->sections[it->section].id));
+        t_put(a, im, "status", t_ref(a, status_name(res[i].status)));
+        t_put(a, im, "points_milli", t_int(a, res[i].earned_milli));
+        t_put(a, im, "max_milli", t_int(a, it->points_milli));
+        t_put(a, im, "weight_milli", t_int(a, it->weight_milli));
+        t_put(a, im, "percent_bp", t_int(a, item_percent_bp(it, &res[i])));
+        t_put(a, im, "trace", res[i].trace);
+        t_put(a, im, "detail", res[i].detail);
         t_push(a, items, im);
     }
-    t_set(a, m, "items", items);
-    t_set(a, m, "red_flags", flags);
+    t_put(a, m, "items", items);
+    t_put(a, m, "red_flags", flags);
     return m;
+}
+
+/* Pack result (a map) once and produce out->data with "digest" spliced in. */
+static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *responses,
+                                     tnode_t *result, grading_result_t *out)
+{
+    grading_err_t rc = GRADING_ERR_NOMEM;
+    msgpack_sbuffer head, body;
+    msgpack_sbuffer_init(&head);
+    msgpack_sbuffer_init(&body);
+    msgpack_packer ph, pb;
+    msgpack_packer_init(&ph, &head, msgpack_sbuffer_write);
+    msgpack_packer_init(&pb, &body, msgpack_sbuffer_write);
+    /* head: [engine, hash, responses, <map header> */
+    tnode_t *resp = responses && responses->type == MSGPACK_OBJECT_MAP
+                        ? responses_normalize(c->a, responses, 0)
+                        : t_map(c->a);
+    if (c->a->oom || !resp)
+        goto out;
+    size_t el = strlen(GRADING_ENGINE);
+    if (msgpack_pack_array(&ph, 4) || msgpack_pack_str(&ph, el) ||
+        msgpack_pack_str_body(&ph, GRADING_ENGINE, el) || msgpack_pack_str(&ph, 64) ||
+        msgpack_pack_str_body(&ph, c->r->hash, 64) || !t_pack(resp, &ph) ||
+        msgpack_pack_map(&ph, result->n))
+        goto out;
+    /* body: the result's entries in key order, without a map header; split
+     * is where "digest" sorts among them */
+    t_sort_keys(result);
+    size_t split = (size_t)-1;
+    for (size_t i = 0; i < result->n; i++) {
+        if (split == (size_t)-1 && strcmp(result->keys[i], "digest") > 0)
+            split = body.size;
+        size_t kl = strlen(result->keys[i]);
+        if (msgpack_pack_str(&pb, kl) || msgpack_pack_str_body(&pb, result->keys[i], kl) ||
+            !t_pack(result->kids[i], &pb))
+            goto out;
+    }
+    if (split == (size_t)-1)
+        split = body.size;
+    size_t hdr = 0;
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)head.data, head.size);
+    crypto_hash_sha256_update(&st, (const unsigned char *)body.data + hdr, body.size - hdr);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    sodium_bin2hex(out->digest, sizeof out->digest, h, sizeof h);
+    /* final: map header (n + 1), entries before split, digest, the rest */
+    msgpack_sbuffer fin;
+    msgpack_sbuffer_init(&fin);
+    msgpack_packer pf;
+    msgpack_packer_init(&pf, &fin, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pf, result->n + 1) ||
+        msgpack_sbuffer_write(&fin, body.data + hdr, split - hdr) || msgpack_pack_str(&pf, 6) ||
+        msgpack_pack_str_body(&pf, "digest", 6) || msgpack_pack_str(&pf, 64) ||
+        msgpack_pack_str_body(&pf, out->digest, 64) ||
+        msgpack_sbuffer_write(&fin, body.data + split, body.size - split)) {
+        msgpack_sbuffer_destroy(&fin);
+        goto out;
+    }
+    out->data = (uint8_t *)fin.data;
+    out->len = fin.size;
+    rc = GRADING_OK;
+out:
+    msgpack_sbuffer_destroy(&head);
+    msgpack_sbuffer_destroy(&body);
+    return rc;
 }
 
 /* Grade responses against rubric (see grading.h). */
@@ -244,13 +304,13 @@ grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *res
         const char *state = pending ? "pending" : fired ? "fired" : "clear";
         if (pending)
             fired = false;
-        t_set(&arena, fm, "id", t_strz(&arena, fl->id));
-        t_set(&arena, fm, "when", t_strz(&arena, fl->when));
-        t_set(&arena, fm, "reason", t_strz(&arena, fl->reason));
-        t_set(&arena, fm, "effect", t_strz(&arena, fl->effect));
-        t_set(&arena, fm, "fired", t_bool(&arena, fired));
-        t_set(&arena, fm, "state", t_strz(&arena, state));
-        t_set(&arena, fm, "evidence", ev);
+        t_put(&arena, fm, "id", t_ref(&arena, fl->id));
+        t_put(&arena, fm, "when", t_ref(&arena, fl->when));
+        t_put(&arena, fm, "reason", t_ref(&arena, fl->reason));
+        t_put(&arena, fm, "effect", t_ref(&arena, fl->effect));
+        t_put(&arena, fm, "fired", t_bool(&arena, fired));
+        t_put(&arena, fm, "state", t_ref(&arena, state));
+        t_put(&arena, fm, "evidence", ev);
         t_push(&arena, flags, fm);
         if (fired && strcmp(fl->effect, "disqualify") == 0)
             disqualified = true;
@@ -265,39 +325,13 @@ grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *res
     else if (review && strcmp(decision, "advance") == 0)
         decision = "review";
     tnode_t *result = build_result(&c, res, &ag, flags, decision);
-    /* digest over [engine, rubric hash, normalised responses, result] */
-    tnode_t *dig = t_arr(&arena);
-    t_push(&arena, dig, t_strz(&arena, GRADING_ENGINE));
-    t_push(&arena, dig, t_strz(&arena, r->hash));
-    t_push(&arena, dig,
-           responses && responses->type == MSGPACK_OBJECT_MAP
-               ? responses_normalize(&arena, responses, 0)
-               : t_map(&arena));
-    t_push(&arena, dig, result);
-    if (arena.oom) {
-        rc = GRADING_ERR_NOMEM;
+    /* The result is packed once, without "digest": its entries (keys sorted)
+     * go to body, and split marks where "digest" sorts among them. The
+     * digest input is [engine, rubric hash, responses, result-without-digest]
+     * and the final bytes splice "digest" in at split. */
+    rc = pack_and_digest(&c, responses, result, out);
+    if (rc != GRADING_OK)
         goto done;
-    }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (!pack_tree(dig, &sb)) {
-        msgpack_sbuffer_destroy(&sb);
-        rc = GRADING_ERR_NOMEM;
-        goto done;
-    }
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    sodium_bin2hex(out->digest, sizeof out->digest, h, sizeof h);
-    t_set(&arena, result, "digest", t_strz(&arena, out->digest));
-    msgpack_sbuffer_init(&sb);
-    if (arena.oom || !pack_tree(result, &sb)) {
-        msgpack_sbuffer_destroy(&sb);
-        rc = GRADING_ERR_NOMEM;
-        goto done;
-    }
-    out->data = (uint8_t *)sb.data;
-    out->len = sb.size;
 done:
     if (rc == GRADING_ERR_NOMEM)
         err_set(err, rc, "", "out of memory while grading");

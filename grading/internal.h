@@ -65,13 +65,19 @@ tnode_t *t_bool(arena_t *a, bool v);
 tnode_t *t_int(arena_t *a, int64_t v);
 tnode_t *t_str(arena_t *a, const char *s, size_t len);
 tnode_t *t_strz(arena_t *a, const char *s);
+/* String node referring to s (not copied): s must outlive the tree. */
+tnode_t *t_ref(arena_t *a, const char *s);
 tnode_t *t_arr(arena_t *a);
 tnode_t *t_map(arena_t *a);
 /* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
 void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
 /* Set key in a map (key copied). A key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
+/* Append a key known to be new; the key is not copied (use literals). */
+void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
 tnode_t *t_get(const tnode_t *map, const char *key);
+/* Sort a map's keys bytewise in place (t_pack does it too). */
+void t_sort_keys(tnode_t *map);
 /* Pack with map keys sorted bytewise. Returns false on allocation failure. */
 bool t_pack(tnode_t *n, msgpack_packer *pk);
 

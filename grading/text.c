@@ -274,6 +274,9 @@ static int token_match(match_ctx_t *m, size_t i, const ptoken_t *p)
     if (p->syn >= 0 && token_syn(m, i) == p->syn)
         return 1;
     if ((int64_t)p->norm_len >= m->typo_min && !(t->flags & TOK_NUMBER) &&
+        t->norm_len + 1 >= p->norm_len && t->norm_len <= p->norm_len + 1 &&
+        (t->norm[0] == p->norm[0] || t->norm[1] == p->norm[1] || t->norm[1] == p->norm[0] ||
+         t->norm[0] == p->norm[1]) &&
         (text_within_one_edit(t->norm, t->norm_len, p->norm, p->norm_len) ||
          ((int64_t)p->stem_len >= m->typo_min &&
           text_within_one_edit(t->stem, t->stem_len, p->stem, p->stem_len))))

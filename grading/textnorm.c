@@ -78,10 +78,13 @@ static const char *const HEDGES[] = {"maybe",     "perhaps", "possibly", "might"
 static const char *const CLAUSE_WORDS[] = {"but", "however", "although", "though",
                                            "yet", "whereas", NULL};
 
+/* Word lists are short; most words are rejected by their first letter. */
 static bool in_list(const char *const *list, const char *w, size_t n)
 {
+    if (n == 0 || n > 9)
+        return false;
     for (size_t i = 0; list[i]; i++)
-        if (strlen(list[i]) == n && memcmp(list[i], w, n) == 0)
+        if (list[i][0] == w[0] && strlen(list[i]) == n && memcmp(list[i], w, n) == 0)
             return true;
     return false;
 }

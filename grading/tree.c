@@ -49,6 +49,18 @@ tnode_t *t_str(arena_t *a, const char *s, size_t len)
     return n;
 }
 
+/* A string node that refers to s without copying it: s must outlive the
+ * tree (a literal, the rubric, or this arena). */
+tnode_t *t_ref(arena_t *a, const char *s)
+{
+    tnode_t *n = t_new(a, T_STR);
+    if (n) {
+        n->s = s ? s : "";
+        n->len = s ? strlen(s) : 0;
+    }
+    return n;
+}
+
 tnode_t *t_strz(arena_t *a, const char *s)
 {
     return t_str(a, s, s ? strlen(s) : 0);
@@ -111,6 +123,16 @@ void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
     map->kids[map->n++] = v;
 }
 
+/* Append key (a string literal or otherwise outliving the tree; not copied)
+ * to a map known not to hold it yet: the hot path of traces and results. */
+void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
+{
+    if (!map || !v || map->kind != T_MAP || !t_grow(a, map))
+        return;
+    map->keys[map->n] = key;
+    map->kids[map->n++] = v;
+}
+
 tnode_t *t_get(const tnode_t *map, const char *key)
 {
     if (!map || map->kind != T_MAP)
@@ -122,7 +144,7 @@ tnode_t *t_get(const tnode_t *map, const char *key)
 }
 
 /* Keys hold no NUL, so strcmp is the bytewise order of the packed keys. */
-static void sort_map(tnode_t *m)
+void t_sort_keys(tnode_t *m)
 {
     for (size_t i = 1; i < m->n; i++) {
         const char *k = m->keys[i];
@@ -164,7 +186,7 @@ bool t_pack(tnode_t *n, msgpack_packer *pk)
                 return false;
         break;
     case T_MAP:
-        sort_map(n);
+        t_sort_keys(n);
         rc = msgpack_pack_map(pk, n->n);
         for (size_t i = 0; rc == 0 && i < n->n; i++) {
             size_t kl = strlen(n->keys[i]);
