@@ -96,7 +96,7 @@ static void entity_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon,
         return;
     compile_refs(L, it, obj, canon, path, "expect", &es->expect, &es->n_expect, true, "");
     compile_refs(L, it, obj, canon, path, "forbid", &es->forbid, &es->n_forbid, false,
-                 "forbidden:");
+                 "forbidden_");
     es->forbid_penalty_milli = ld_scaled(L, obj, canon, path, "forbid_penalty", "1", 3, 0, 1000);
 }
 
