@@ -29,7 +29,6 @@
 #define GRADING_LIST_MAX 1000               /* entries in a response array */
 #define GRADING_PATTERN_MATCH_LIMIT 100000  /* PCRE2 match limit */
 #define GRADING_PATTERN_DEPTH_LIMIT 1000    /* PCRE2 depth limit */
-#define GRADING_MAX_ERRORS 64               /* errors collected by the loader */
 
 /* ---- arena ---- */
 typedef struct arena_block arena_block_t;

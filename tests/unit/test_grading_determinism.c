@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <locale.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "test_grading_util.h"
@@ -340,6 +341,60 @@ static void test_explain_renders_every_result(void **state)
     grading_rubric_destroy(&r);
 }
 
+typedef struct thread_job {
+    const grading_rubric_t *r;
+    attempts_t *at;
+    char *want[MAX_ATTEMPTS]; /* digests graded on the main thread */
+    int mismatches;
+} thread_job_t;
+
+static void *grade_in_thread(void *arg)
+{
+    thread_job_t *job = arg;
+    for (int round = 0; round < 10; round++)
+        for (size_t i = 0; i < job->at->n; i++) {
+            tg_msg_t m;
+            const msgpack_object *o = tg_msg_from_json_value(&m, job->at->responses[i]);
+            grading_result_t res;
+            grading_error_t e;
+            if (grading_grade(job->r, o, &res, &e) != GRADING_OK ||
+                strcmp(res.digest, job->want[i]) != 0)
+                __atomic_add_fetch(&job->mismatches, 1, __ATOMIC_RELAXED);
+            grading_result_free(&res);
+            tg_msg_free(&m);
+        }
+    return NULL;
+}
+
+/* One rubric shared read-only by four threads grading at once. */
+static void test_rubric_shared_between_threads(void **state)
+{
+    grading_rubric_t *r = tg_load_file("rubrics/csm-smb/csm-smb.json");
+    attempts_t at;
+    attempts_load(&at);
+    thread_job_t job = {.r = r, .at = &at};
+    for (size_t i = 0; i < at.n; i++) {
+        tg_msg_t m;
+        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
+        grading_result_t res;
+        grading_error_t e;
+        assert_int_equal(grading_grade(r, o, &res, &e), GRADING_OK);
+        job.want[i] = strdup(res.digest);
+        grading_result_free(&res);
+        tg_msg_free(&m);
+    }
+    pthread_t th[4];
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, grade_in_thread, &job), 0);
+    for (int k = 0; k < 4; k++)
+        pthread_join(th[k], NULL);
+    assert_int_equal(job.mismatches, 0);
+    for (size_t i = 0; i < at.n; i++)
+        free(job.want[i]);
+    attempts_free(&at);
+    grading_rubric_destroy(&r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "child") == 0)
@@ -352,6 +407,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_golden_digests),
         cmocka_unit_test(test_every_item_type_round_trips_canonical_form),
         cmocka_unit_test(test_explain_renders_every_result),
+        cmocka_unit_test(test_rubric_shared_between_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

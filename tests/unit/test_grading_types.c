@@ -163,6 +163,61 @@ static void test_ratings_aggregate_flag_and_pend(void **state)
     grading_rubric_destroy(&r);
 }
 
+/* Responses no client should send: deep nesting, binary, huge arrays. */
+static void test_hostile_responses(void **state)
+{
+    grading_rubric_t *r = tg_load(RUBRIC);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "one", 3);
+    for (int i = 0; i < 30; i++) /* msgpack-c unpacks at most 32 levels */
+        msgpack_pack_array(&pk, 1);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "reply", 5);
+    msgpack_pack_bin(&pk, 4);
+    msgpack_pack_bin_body(&pk, "ACME", 4);
+    msgpack_pack_str(&pk, 9);
+    msgpack_pack_str_body(&pk, "interview", 9);
+    msgpack_pack_array(&pk, 5000);
+    for (int i = 0; i < 5000; i++)
+        msgpack_pack_int(&pk, 3);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    grading_result_t res;
+    grading_error_t e;
+    grading_err_t rc = grading_grade(r, &up.data, &res, &e);
+    assert_true(rc == GRADING_ERR_INVALID_RESPONSE || rc == GRADING_ERR_LIMIT);
+    assert_true(strncmp(e.path, "responses.", 10) == 0);
+    assert_null(res.data);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    /* a map key that is not a string */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_int(&pk, 7);
+    msgpack_pack_int(&pk, 7);
+    msgpack_unpacked_init(&up);
+    off = 0;
+    msgpack_unpack_next(&up, sb.data, sb.size, &off);
+    assert_int_equal(grading_grade(r, &up.data, &res, &e), GRADING_ERR_INVALID_RESPONSE);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    /* emoji, right-to-left and control bytes where numbers and dates are expected */
+    assert_int_equal(tg_grade_one(r, "one", "\"\\ud83d\\ude00 \\u05d9\\u05d5\\u05dc\\u05d9 15\""),
+                     0);
+    assert_int_equal(tg_grade_one(r, "both", "\"\\u202eJuly 15\\u202c and \\ud83d\\udcc5 Aug 15\""),
+                     2000);
+    grading_rubric_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_entities_with_aliases_and_wrong_names),
         cmocka_unit_test(test_pick_rewards_grounded_reasoning),
         cmocka_unit_test(test_ratings_aggregate_flag_and_pend),
+        cmocka_unit_test(test_hostile_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,6 +216,8 @@ static inline int64_t tg_grade_one(const grading_rubric_t *r, const char *item,
     char buf[4096];
     snprintf(buf, sizeof buf, "{\"%s\": %s}", item, resp_json);
     tg_msg_t m;
+    memset(&m, 0, sizeof m);
+    msgpack_unpacked_init(&m.up);
     const msgpack_object *o = tg_msg_from_json(&m, buf);
     grading_result_t res;
     grading_error_t e;
