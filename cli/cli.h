@@ -92,5 +92,6 @@ int cmd_rubric(const cli_globals_t *g, int argc, char **argv);
 int cmd_grade(const cli_globals_t *g, int argc, char **argv);
 int cmd_submit(const cli_globals_t *g, int argc, char **argv);
 int cmd_events(const cli_globals_t *g, int argc, char **argv);
+int cmd_dead(const cli_globals_t *g, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * main.c - `scoreline`, the command-line tool: global flags, help, version
- * and dispatch to the commands (rubric.c, grade.c, submit.c, events.c).
+ * and dispatch to the commands (rubric.c, grade.c, submit.c, events.c,
+ * dead.c).
  *
  * Global flags (--broker, --redis, --prefix, --log-level) are accepted before
  * or after the command name; they are taken out of argv here and the rest is
@@ -35,6 +36,7 @@ static const char cli_usage[] =
     "  grade RUBRIC ATTEMPT       grade one attempt offline (no broker, no Redis)\n"
     "  submit FILE...             submit attempts to the broker and print their results\n"
     "  events                     print score events from the Redis stream (--follow to tail)\n"
+    "  dead list|show|retry|purge the dead-letter stream: jobs given up after too many tries\n"
     "  help [COMMAND]             show help for a command\n"
     "\n"
     "Global flags (also accepted after the command name):\n"
@@ -75,6 +77,8 @@ static int cli_help_command(const cli_globals_t *g, const char *command)
         return cmd_submit(g, 2, argv);
     if (strcmp(command, "events") == 0)
         return cmd_events(g, 2, argv);
+    if (strcmp(command, "dead") == 0)
+        return cmd_dead(g, 2, argv);
     cli_error("usage", "unknown command '%s' (see scoreline --help)", command);
     return CLI_EXIT_USAGE;
 }
@@ -190,6 +194,8 @@ int main(int argc, char **argv)
         rc = cmd_submit(&g, nrest, rest);
     } else if (strcmp(rest[0], "events") == 0) {
         rc = cmd_events(&g, nrest, rest);
+    } else if (strcmp(rest[0], "dead") == 0) {
+        rc = cmd_dead(&g, nrest, rest);
     } else if (rest[0][0] == '-') {
         cli_error("usage", "unknown flag %s (see scoreline --help)", rest[0]);
         rc = CLI_EXIT_USAGE;

@@ -32,6 +32,7 @@
 
 #define SUBMIT_WINDOW 8             /* SUBMIT messages awaiting an answer at once */
 #define SUBMIT_RESEND_MS 5000       /* resend a batch unanswered for this long */
+#define SUBMIT_REASK_MS 5000        /* ask again for results after this much silence */
 #define SUBMIT_BODY_SLACK 1024      /* room for the SUBMIT map around the job records */
 #define SUBMIT_PROGRESS_MIN_JOBS 20 /* show the progress line above this many jobs */
 #define SUBMIT_PROGRESS_EVERY_MS 100
@@ -64,7 +65,10 @@ static const char submit_usage[] =
     "Jobs refused for a passing reason (queue_full, journal_unavailable, shutting_down,\n"
     "internal_error) are sent again with back-off (0.25 s doubling to 5 s) for up to\n"
     "--timeout seconds; a SUBMIT left unanswered for 5 s is sent again (same job ids, so\n"
-    "nothing is graded twice).\n"
+    "nothing is graded twice). When accepted jobs wait for their results and the broker\n"
+    "has been silent for 5 s, they are submitted again too: the broker answers with their\n"
+    "state and routes their results here (or re-sends a stored one), which is how results\n"
+    "still arrive after a broker restart.\n"
     "\n"
     "stdout, one line per job, in the order answers arrive:\n"
     "  a RESULT: the score event as JSON, all its fields in wire order (v, job_id, tenant,\n"
@@ -72,6 +76,7 @@ static const char submit_usage[] =
     "    finished_us, duration_us, status, then result + digest or error {code, message})\n"
     "  a rejected job: "
     "{\"job_id\":..,\"status\":\"rejected\",\"error\":{\"code\":..,\"message\":..}}\n"
+    "    (also for an accepted job the broker gave up on: code dead_letter)\n"
     "  after a timeout, each job still without a result:\n"
     "    "
     "{\"job_id\":..,\"status\":\"pending\",\"state\":\"unanswered\"|\"queued\"|\"running\"|"
@@ -104,6 +109,7 @@ typedef struct submit_job {
     uint8_t rejected; /* final rejection */
     uint8_t ok;       /* RESULT with status "ok" */
     uint8_t state;    /* proto_job_state_t from ACCEPTED */
+    uint8_t accepted_once;
     uint32_t msg;     /* seq of the SUBMIT that carries it now */
     uint32_t retries;
     int64_t not_before_ms;  /* retry back-off */
@@ -329,9 +335,10 @@ static void submit_accept(submit_run_t *run, submit_job_t *j, proto_job_state_t 
     submit_answered(run, j);
     j->phase = PHASE_ACCEPTED;
     j->state = (uint8_t)state;
+    if (j->accepted_once)
+        return; /* asked again for its result: counted and printed already */
+    j->accepted_once = 1;
     run->accepted++;
-    msgpack_sbuffer_destroy(&j->record); /* journaled: never sent again */
-    msgpack_sbuffer_init(&j->record);
     if (print && run->no_wait) {
         json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "job_id", j->job_id, "status", "accepted",
                               "state", proto_state_name(state), "duplicate", duplicate);
@@ -376,6 +383,43 @@ static void submit_reject(submit_run_t *run, submit_job_t *j, proto_str_t code, 
     msgpack_sbuffer_destroy(&j->record);
     msgpack_sbuffer_init(&j->record);
     submit_print_rejected(j->job_id, code, message);
+}
+
+/* The broker gave up on an accepted job (dead_letter): final, no result. */
+static void submit_given_up(submit_run_t *run, submit_job_t *j, proto_str_t code,
+                            proto_str_t message)
+{
+    submit_answered(run, j);
+    j->phase = PHASE_DONE;
+    j->rejected = 1;
+    run->rejected++;
+    submit_print_rejected(j->job_id, code, message);
+}
+
+/* After SUBMIT_REASK_MS of silence, submit accepted jobs without a result
+ * again: a restarted broker no longer knows where to send their results. */
+static void submit_reask(submit_run_t *run, int64_t now)
+{
+    if (run->no_wait)
+        return;
+    /* Drop stale entries first so the list never outgrows its njobs slots. */
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < run->nretry; i++)
+        if (run->jobs[run->retry[i]].phase == PHASE_PENDING)
+            run->retry[keep++] = run->retry[i];
+    run->nretry = keep;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < run->njobs; i++) {
+        submit_job_t *j = &run->jobs[i];
+        if (j->phase != PHASE_ACCEPTED || j->record.size == 0)
+            continue;
+        j->phase = PHASE_PENDING;
+        j->not_before_ms = now;
+        run->retry[run->nretry++] = i;
+        n++;
+    }
+    if (n)
+        log_info("submit.reask", "jobs=%u", n);
 }
 
 /* ---- sending --------------------------------------------------------- */
@@ -533,7 +577,9 @@ static void submit_on_rejected(submit_run_t *run, const void *body, size_t len)
     }
     for (uint32_t i = 0; i < m.njobs; i++) {
         submit_job_t *j = submit_find(run, m.jobs[i].job_id);
-        if (j && j->phase == PHASE_SENT && j->msg == m.seq)
+        if (j && proto_str_eq(m.jobs[i].code, "dead_letter") && j->phase != PHASE_DONE)
+            submit_given_up(run, j, m.jobs[i].code, m.jobs[i].message);
+        else if (j && j->phase == PHASE_SENT && j->msg == m.seq)
             submit_reject(run, j, m.jobs[i].code, m.jobs[i].message);
     }
     if (m.njobs)
@@ -671,7 +717,7 @@ static void submit_print_pending(const submit_run_t *run)
 /* The exchange with the broker. Returns the exit code. */
 static int submit_exchange(submit_run_t *run)
 {
-    int64_t last_heard = clock_mono_ms();
+    int64_t last_heard = clock_mono_ms(), last_reask = last_heard;
     while (!submit_finished(run)) {
         if (submit_stop)
             return CLI_EXIT_INTERRUPTED;
@@ -687,6 +733,11 @@ static int submit_exchange(submit_run_t *run)
             last_heard = clock_mono_ms();
         fflush(stdout);
         submit_progress(run, 0);
+        int64_t now = clock_mono_ms();
+        if (now - last_heard >= SUBMIT_REASK_MS && now - last_reask >= SUBMIT_REASK_MS) {
+            last_reask = now;
+            submit_reask(run, now);
+        }
         if (clock_mono_ms() - last_heard >= run->timeout_ms && !submit_finished(run)) {
             long long secs = (long long)(run->timeout_ms / 1000);
             submit_progress(run, 1);
