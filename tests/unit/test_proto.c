@@ -478,6 +478,29 @@ static void test_job_round_trip_splices_the_job_map_unchanged(void **state)
     b_free(jm);
 }
 
+static void test_cancel_round_trip_and_requires_job_id(void **state)
+{
+    msgpack_sbuffer sb;
+    proto_error_t err;
+    msgpack_sbuffer_init(&sb);
+    proto_cancel_t c = {S("job-7"), 3, S("time-to-run passed")};
+    assert_int_equal(proto_encode_cancel(&sb, &c), 0);
+    proto_cancel_t d;
+    assert_int_equal(proto_decode_cancel(dec, sb.data, sb.size, &d, &err), PROTO_OK);
+    assert_true(proto_str_eq(d.job_id, "job-7"));
+    assert_int_equal(d.attempt, 3);
+    assert_true(proto_str_eq(d.reason, "time-to-run passed"));
+    msgpack_sbuffer_destroy(&sb);
+    /* a CANCEL without job_id cannot be encoded, and is refused when decoded */
+    msgpack_sbuffer_init(&sb);
+    proto_cancel_t none = {proto_str(NULL), 1, proto_str(NULL)};
+    assert_int_equal(proto_encode_cancel(&sb, &none), -1);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(proto_decode_cancel(dec, "\x81\xa7" "attempt" "\x01", 10, &d, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    (void)state;
+}
+
 static void test_heartbeat_and_disconnect_round_trip(void **state)
 {
     msgpack_sbuffer sb;
@@ -1332,6 +1355,7 @@ int main(void)
         cmocka_unit_test(test_ready_round_trip),
         cmocka_unit_test(test_job_round_trip_splices_the_job_map_unchanged),
         cmocka_unit_test(test_heartbeat_and_disconnect_round_trip),
+        cmocka_unit_test(test_cancel_round_trip_and_requires_job_id),
         cmocka_unit_test(test_result_ok_round_trip_splices_result_map),
         cmocka_unit_test(test_result_error_round_trip),
         cmocka_unit_test(test_encoders_refuse_to_splice_what_is_not_one_map),
