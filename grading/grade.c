@@ -41,10 +41,11 @@ tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool match
                     int64_t points_milli, const char *detail)
 {
     tnode_t *m = t_map(c->a);
-    t_put(c->a, m, "rule", t_ref(c->a, rule));
+    /* keys in sorted order: packing then sorts in one pass */
+    t_put(c->a, m, "detail", t_ref(c->a, detail));
     t_put(c->a, m, "matched", t_bool(c->a, matched));
     t_put(c->a, m, "points_milli", t_int(c->a, points_milli));
-    t_put(c->a, m, "detail", t_ref(c->a, detail));
+    t_put(c->a, m, "rule", t_ref(c->a, rule));
     t_push(c->a, trace, m);
     return m;
 }
@@ -61,8 +62,8 @@ void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t star
         t_put(c->a, rule, "evidence", ev);
     }
     tnode_t *e = t_map(c->a);
-    t_put(c->a, e, "start", t_int(c->a, (int64_t)start));
     t_put(c->a, e, "end", t_int(c->a, (int64_t)end));
+    t_put(c->a, e, "start", t_int(c->a, (int64_t)start));
     size_t n = end - start;
     if (n > 200) {
         n = 200;
@@ -145,16 +146,16 @@ static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const agg
     for (size_t i = 0; i < r->n_items; i++) {
         const item_t *it = &r->items[i];
         tnode_t *im = t_map(a);
+        t_put(a, im, "detail", res[i].detail);
         t_put(a, im, "id", t_ref(a, it->id));
-        t_put(a, im, "type", t_ref(a, item_type_name(it->type)));
+        t_put(a, im, "max_milli", t_int(a, it->points_milli));
+        t_put(a, im, "percent_bp", t_int(a, item_percent_bp(it, &res[i])));
+        t_put(a, im, "points_milli", t_int(a, res[i].earned_milli));
         t_put(a, im, "section", t_ref(a, r->sections[it->section].id));
         t_put(a, im, "status", t_ref(a, status_name(res[i].status)));
-        t_put(a, im, "points_milli", t_int(a, res[i].earned_milli));
-        t_put(a, im, "max_milli", t_int(a, it->points_milli));
-        t_put(a, im, "weight_milli", t_int(a, it->weight_milli));
-        t_put(a, im, "percent_bp", t_int(a, item_percent_bp(it, &res[i])));
         t_put(a, im, "trace", res[i].trace);
-        t_put(a, im, "detail", res[i].detail);
+        t_put(a, im, "type", t_ref(a, item_type_name(it->type)));
+        t_put(a, im, "weight_milli", t_int(a, it->weight_milli));
         t_push(a, items, im);
     }
     t_put(a, m, "items", items);

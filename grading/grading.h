@@ -102,4 +102,9 @@ void grading_result_free(grading_result_t *res);
  * when the bytes are not a result. (`scoreline grade --explain`.) */
 char *grading_explain(const grading_rubric_t *r, const void *result, size_t len);
 
+/* The result bytes as JSON text, keys in the result's sorted order (indent 0:
+ * compact). Returns a NUL-terminated malloc'd string the caller frees, or
+ * NULL when the bytes are not a result. (`scoreline grade` default output.) */
+char *grading_result_json(const void *result, size_t len, int indent);
+
 #endif

@@ -333,7 +333,15 @@ static void test_explain_renders_every_result(void **state)
         assert_non_null(strstr(text, "Decision: "));
         assert_non_null(strstr(text, res.digest));
         free(text);
+        char *json = grading_result_json(res.data, res.len, 2);
+        assert_non_null(json);
+        json_t *parsed = json_loads(json, 0, NULL);
+        assert_non_null(parsed);
+        assert_string_equal(json_string_value(json_object_get(parsed, "digest")), res.digest);
+        json_decref(parsed);
+        free(json);
         assert_null(grading_explain(r, "\x01\x02", 2));
+        assert_null(grading_result_json("\x01\x02", 2, 0));
         grading_result_free(&res);
         tg_msg_free(&m);
     }

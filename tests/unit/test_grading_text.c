@@ -240,6 +240,9 @@ static void test_hostile_text_inputs(void **state)
     assert_int_equal(grade_text(r, "reply", bad, sizeof bad - 1, &res, &tr, &e), GRADING_OK);
     assert_true(tg_get(rule_of(&tr, "reply", "apology"), "matched")->via.boolean);
     assert_true(tg_get(rule_of(&tr, "reply", "acknowledge"), "matched")->via.boolean);
+    char *json = grading_result_json(res.data, res.len, 0); /* invalid UTF-8 in evidence */
+    assert_non_null(json);
+    free(json);
     tg_result_close(&tr);
     grading_result_free(&res);
     /* 1 MiB of text grades; one byte more is a limit error */
