@@ -428,10 +428,9 @@ static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error
         compile_sections(&L, root, canon);
         compile_entities(&L, root, canon);
         compile_synonyms(&L, root, canon);
-        if (L.total_errs == 0)
-            compile_items(&L, root, canon);
+        compile_items(&L, root, canon); /* reported even when sections have errors */
         compile_bands(&L, root, canon);
-        if (L.total_errs == 0)
+        if (L.total_errs == 0) /* expressions name items: check them on sound items */
             compile_flags(&L, root, canon);
     }
     if (r->arena.oom || ta.oom) {
