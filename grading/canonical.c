@@ -149,3 +149,132 @@ tnode_t *responses_normalize(arena_t *a, const msgpack_object *o, int depth)
         return t_nil(a);
     }
 }
+
+/* Read a big-endian unsigned of n bytes. */
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* True when buf is exactly one well-formed msgpack value whose declared
+ * array and map sizes fit in the bytes that follow. msgpack-c allocates what
+ * a header declares before reading the elements, so a 5-byte header claiming
+ * four billion elements would otherwise cost gigabytes; this scan bounds the
+ * work by the input size. */
+bool grading_msgpack_well_formed(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending > 0) {
+        if (pos >= len)
+            return false;
+        uint8_t b = p[pos++];
+        pending--;
+        uint64_t skip = 0, kids = 0;
+        int hl = 0; /* bytes of length field */
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, bool */
+        } else if (b >= 0x80 && b <= 0x8f) {
+            kids = 2ull * (b & 0x0f);
+        } else if (b >= 0x90 && b <= 0x9f) {
+            kids = b & 0x0f;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xd9:
+                hl = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                hl = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                hl = 4;
+                break;
+            case 0xc7:
+                hl = 1;
+                skip = 1;
+                break; /* ext8: length, type */
+            case 0xc8:
+                hl = 2;
+                skip = 1;
+                break;
+            case 0xc9:
+                hl = 4;
+                skip = 1;
+                break;
+            case 0xca:
+                skip = 4;
+                break;
+            case 0xcb:
+                skip = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xd4:
+                skip = 2;
+                break; /* fixext: type + data */
+            case 0xd5:
+                skip = 3;
+                break;
+            case 0xd6:
+                skip = 5;
+                break;
+            case 0xd7:
+                skip = 9;
+                break;
+            case 0xd8:
+                skip = 17;
+                break;
+            case 0xdc:
+            case 0xdd:
+            case 0xde:
+            case 0xdf: {
+                int n = (b == 0xdc || b == 0xde) ? 2 : 4;
+                if (len - pos < (size_t)n)
+                    return false;
+                uint64_t c = be(p + pos, n);
+                pos += (size_t)n;
+                kids = b >= 0xde ? 2 * c : c;
+                break;
+            }
+            default:
+                return false; /* 0xc1 is never used */
+            }
+            if (hl) {
+                if (len - pos < (size_t)hl)
+                    return false;
+                skip += be(p + pos, hl);
+                pos += (size_t)hl;
+            }
+        }
+        if (skip > len - pos)
+            return false;
+        pos += (size_t)skip;
+        pending += kids;
+        if (pending > len - pos)
+            return false; /* every value takes at least one byte */
+    }
+    return pos == len;
+}

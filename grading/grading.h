@@ -22,6 +22,7 @@
 #define SCORELINE_GRADING_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,13 @@ void grading_result_free(grading_result_t *res);
  * evidence. Returns a NUL-terminated malloc'd string the caller frees, or NULL
  * when the bytes are not a result. (`scoreline grade --explain`.) */
 char *grading_explain(const grading_rubric_t *r, const void *result, size_t len);
+
+/* True when buf is exactly one well-formed msgpack value whose declared
+ * array, map, string and binary sizes fit in len. msgpack-c allocates what a
+ * header declares before reading the elements, so check untrusted bytes
+ * (responses off the wire) with this before msgpack_unpack_next; the rubric
+ * loader does. */
+bool grading_msgpack_well_formed(const void *buf, size_t len);
 
 /* The result bytes as JSON text, keys in the result's sorted order (indent 0:
  * compact). Returns a NUL-terminated malloc'd string the caller frees, or

@@ -538,6 +538,11 @@ grading_err_t grading_rubric_load_msgpack(const void *buf, size_t len, grading_r
                 GRADING_RUBRIC_MAX_BYTES);
         return GRADING_ERR_LIMIT;
     }
+    if (!buf || !grading_msgpack_well_formed(buf, len)) {
+        err_set(err, GRADING_ERR_INVALID_RUBRIC, "",
+                "the rubric is not one complete msgpack value");
+        return GRADING_ERR_INVALID_RUBRIC;
+    }
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
