@@ -113,6 +113,37 @@ static void test_prairielearn_dag_and_lcs(void **state)
     grading_rubric_destroy(&r);
 }
 
+/* PrairieLearn's own dag_checker_test.py, problem 1: edit distances 0, 0, 2
+ * and 4 on a 10-block DAG, so lcs scores 10, 10, 8 and 6 of 10, and only the
+ * first two are valid orders for dag. */
+static void test_prairielearn_published_cases(void **state)
+{
+    const char *steps = "\"steps\":[{\"id\":\"1\"},{\"id\":\"2\"},{\"id\":\"3\"},{\"id\":\"4\"},"
+                        "{\"id\":\"5\"},{\"id\":\"6\"},{\"id\":\"7\"},{\"id\":\"8\"},"
+                        "{\"id\":\"9\"},{\"id\":\"10\"}],\"depends\":{\"2\":[\"1\"],\"3\":[\"1\"],"
+                        "\"4\":[\"2\",\"3\"],\"5\":[\"1\"],\"6\":[\"2\"],\"7\":[\"4\",\"5\",\"6\"],"
+                        "\"9\":[\"7\",\"8\"],\"10\":[\"9\"]}";
+    char j[4096];
+    snprintf(j, sizeof j,
+             "{\"id\":\"o\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":["
+             "{\"id\":\"lcs\",\"type\":\"ordering\",\"section\":\"s\",\"points\":10,"
+             "\"scheme\":\"lcs\",%s},{\"id\":\"dag\",\"type\":\"ordering\",\"section\":\"s\","
+             "\"points\":10,\"scheme\":\"dag\",%s}]}",
+             steps, steps);
+    grading_rubric_t *r = tg_load(j);
+    assert_non_null(r);
+    const char *subs[] = {"[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\"]",
+                          "[\"8\",\"1\",\"3\",\"2\",\"6\",\"4\",\"5\",\"7\",\"9\",\"10\"]",
+                          "[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"9\",\"8\",\"10\"]",
+                          "[\"1\",\"2\",\"6\",\"3\",\"4\",\"5\"]"};
+    const int64_t edit[] = {0, 0, 2, 4};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(tg_grade_one(r, "lcs", subs[i]), (10 - edit[i]) * 1000);
+        assert_int_equal(tg_grade_one(r, "dag", subs[i]), i < 2 ? 10000 : 0);
+    }
+    grading_rubric_destroy(&r);
+}
+
 static void test_kendall_precedence_and_untouched_order(void **state)
 {
     const char *j =
@@ -182,6 +213,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_moodle_ordering_grading_types),
         cmocka_unit_test(test_prairielearn_dag_and_lcs),
+        cmocka_unit_test(test_prairielearn_published_cases),
         cmocka_unit_test(test_kendall_precedence_and_untouched_order),
         cmocka_unit_test(test_steps_recognised_in_free_text),
     };
