@@ -1,0 +1,914 @@
+/*
+ * test_limits.c - every documented input limit, hit on purpose through the
+ * public APIs, with the exact error code a client gets (docs/LIMITS.md).
+ *
+ *   wire (proto/)      body size, nesting depth, declared-length bombs, jobs
+ *                      per SUBMIT, id and name lengths, UTF-8, credit,
+ *                      time-to-run, responses shape;
+ *   grading (grading/) rubric size, items per rubric and other rubric shape
+ *                      limits, JSON/msgpack nesting, text length, list
+ *                      lengths, red-flag expression depth, PCRE2 match and
+ *                      depth limits (a pattern that would backtrack forever
+ *                      ends, abandoned, within the budget);
+ *   CLI (cli/attempt)  the same limits checked on attempt files.
+ *
+ * The CLI's attempt loader is not in the libraries tests/CMakeLists.txt
+ * links, so its source is compiled in, as test_cli.c does.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cli/attempt.c"
+
+#include "grading/grading.h"
+#include "proto/proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ helpers */
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void pack_strn(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* A job map {job_id, tenant, rubric, responses: {"q": "a"}}. */
+static void pack_job(msgpack_packer *pk, const char *job_id, size_t id_len, const char *tenant)
+{
+    msgpack_pack_map(pk, 4);
+    pack_cstr(pk, "job_id");
+    pack_strn(pk, job_id, id_len);
+    pack_cstr(pk, "tenant");
+    pack_cstr(pk, tenant);
+    pack_cstr(pk, "rubric");
+    pack_cstr(pk, "csm-smb");
+    pack_cstr(pk, "responses");
+    msgpack_pack_map(pk, 1);
+    pack_cstr(pk, "q");
+    pack_cstr(pk, "a");
+}
+
+/* SUBMIT {seq: 1, jobs: [n jobs "j<i>"]}. */
+static void pack_submit(msgpack_sbuffer *sb, size_t n)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_cstr(&pk, "seq");
+    msgpack_pack_uint64(&pk, 1);
+    pack_cstr(&pk, "jobs");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        int len = snprintf(id, sizeof id, "j%zu", i);
+        pack_job(&pk, id, (size_t)len, "acme");
+    }
+}
+
+/* Decode a SUBMIT carrying one job; the job's own outcome is returned when
+ * the message itself decodes. */
+static proto_err_t submit_one_job(const msgpack_sbuffer *job, proto_error_t *err)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    const msgpack_sbuffer *maps[1] = {job};
+    assert_int_equal(proto_encode_submit(&body, 1, maps, 1), 0);
+    proto_decoder_t *d = proto_decoder_new(0);
+    proto_submit_t m;
+    proto_err_t rc = proto_decode_submit(d, body.data, body.size, &m, err);
+    if (rc == PROTO_OK) {
+        assert_int_equal(m.njobs, 1);
+        rc = m.jobs[0].err.code;
+        *err = m.jobs[0].err;
+    }
+    proto_decoder_destroy(&d);
+    msgpack_sbuffer_destroy(&body);
+    return rc;
+}
+
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------ wire */
+
+static void test_body_over_the_decoder_limit_is_too_large(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    pack_submit(&sb, 1);
+    proto_decoder_t *d = proto_decoder_new(sb.size - 1);
+    proto_submit_t m;
+    proto_error_t e;
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_ERR_TOO_LARGE);
+    assert_string_equal(proto_err_code(e.code), "too_large");
+    proto_decoder_destroy(&d);
+    /* exactly at the limit decodes */
+    d = proto_decoder_new(sb.size);
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_OK);
+    proto_decoder_destroy(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_body_over_the_default_4_mib_is_too_large(void **state)
+{
+    /* a 4 MiB + 1 byte SUBMIT: one job whose answer fills the rest */
+    size_t target = PROTO_DEFAULT_MAX_BODY + 1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, "jobs");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 4);
+    pack_cstr(&pk, "job_id");
+    pack_cstr(&pk, "j");
+    pack_cstr(&pk, "tenant");
+    pack_cstr(&pk, "t");
+    pack_cstr(&pk, "rubric");
+    pack_cstr(&pk, "r");
+    pack_cstr(&pk, "responses");
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, "q");
+    size_t fill = target - sb.size - 5; /* str32 header */
+    char *text = repeat('a', fill);
+    pack_strn(&pk, text, fill);
+    free(text);
+    assert_int_equal(sb.size, target);
+    proto_decoder_t *d = proto_decoder_new(0);
+    proto_submit_t m;
+    proto_error_t e;
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_ERR_TOO_LARGE);
+    assert_non_null(strstr(e.message, "4194304"));
+    /* one byte less fits */
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size - 1, &m, &e),
+                     PROTO_ERR_MALFORMED); /* (truncated, but not too large) */
+    proto_decoder_destroy(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_submit_of_10001_jobs_is_batch_too_large(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    pack_submit(&sb, PROTO_MAX_BATCH + 1);
+    proto_decoder_t *d = proto_decoder_new(0);
+    proto_submit_t m;
+    proto_error_t e;
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_ERR_BATCH_TOO_LARGE);
+    assert_string_equal(proto_err_code(e.code), "batch_too_large");
+    msgpack_sbuffer_clear(&sb);
+    pack_submit(&sb, PROTO_MAX_BATCH);
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_OK);
+    assert_int_equal(m.njobs, PROTO_MAX_BATCH);
+    for (uint32_t i = 0; i < m.njobs; i++)
+        assert_int_equal(m.jobs[i].err.code, PROTO_OK);
+    /* and an empty batch is a bad value */
+    msgpack_sbuffer_clear(&sb);
+    pack_submit(&sb, 0);
+    assert_int_equal(proto_decode_submit(d, sb.data, sb.size, &m, &e), PROTO_ERR_BAD_VALUE);
+    proto_decoder_destroy(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_job_id_of_129_bytes_is_bad_value(void **state)
+{
+    char id[PROTO_MAX_JOB_ID + 2];
+    memset(id, 'x', sizeof id);
+    msgpack_sbuffer job;
+    msgpack_sbuffer_init(&job);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &job, msgpack_sbuffer_write);
+    pack_job(&pk, id, PROTO_MAX_JOB_ID + 1, "acme");
+    proto_error_t e;
+    assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_BAD_VALUE);
+    assert_string_equal(proto_err_code(e.code), "bad_value");
+    assert_non_null(strstr(e.message, "jobs[0].job_id"));
+    msgpack_sbuffer_clear(&job);
+    pack_job(&pk, id, PROTO_MAX_JOB_ID, "acme");
+    assert_int_equal(submit_one_job(&job, &e), PROTO_OK);
+    msgpack_sbuffer_clear(&job);
+    pack_job(&pk, id, 0, "acme"); /* empty */
+    assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_BAD_VALUE);
+    msgpack_sbuffer_destroy(&job);
+}
+
+static void test_tenant_of_129_bytes_and_invalid_utf8_are_bad_value(void **state)
+{
+    char *tenant = repeat('t', PROTO_MAX_NAME + 1);
+    msgpack_sbuffer job;
+    msgpack_sbuffer_init(&job);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &job, msgpack_sbuffer_write);
+    pack_job(&pk, "j", 1, tenant);
+    proto_error_t e;
+    assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(e.message, "tenant"));
+    free(tenant);
+    /* a job id that is not UTF-8: overlong '/', a surrogate, a lone continuation */
+    const char *bad[] = {"a\xc0\xaf", "\xed\xa0\x80", "\x80", "\xff"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msgpack_sbuffer_clear(&job);
+        pack_job(&pk, bad[i], strlen(bad[i]), "acme");
+        assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_BAD_VALUE);
+        assert_non_null(strstr(e.message, "UTF-8"));
+    }
+    /* a control character in an identifier */
+    msgpack_sbuffer_clear(&job);
+    pack_job(&pk, "a\nb", 3, "acme");
+    assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_BAD_VALUE);
+    msgpack_sbuffer_destroy(&job);
+}
+
+/* A job whose responses are {"q": [[[...]]]} with `levels` arrays. */
+static void pack_deep_job(msgpack_sbuffer *job, int levels)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, job, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    pack_cstr(&pk, "job_id");
+    pack_cstr(&pk, "deep");
+    pack_cstr(&pk, "tenant");
+    pack_cstr(&pk, "acme");
+    pack_cstr(&pk, "rubric");
+    pack_cstr(&pk, "r");
+    pack_cstr(&pk, "responses");
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, "q");
+    for (int i = 0; i < levels; i++)
+        msgpack_pack_array(&pk, i + 1 < levels ? 1 : 0);
+}
+
+static void test_nesting_deeper_than_32_is_refused(void **state)
+{
+    /* SUBMIT map (1) > jobs array (2) > job map (3) > responses (4) > arrays */
+    msgpack_sbuffer job;
+    msgpack_sbuffer_init(&job);
+    pack_deep_job(&job, PROTO_MAX_DEPTH - 4);
+    proto_error_t e;
+    assert_int_equal(submit_one_job(&job, &e), PROTO_OK); /* exactly 32 levels */
+    msgpack_sbuffer_clear(&job);
+    pack_deep_job(&job, PROTO_MAX_DEPTH - 3);
+    assert_int_equal(submit_one_job(&job, &e), PROTO_ERR_TOO_LARGE); /* 33 */
+    assert_string_equal(proto_err_code(e.code), "too_large");
+    assert_non_null(strstr(e.message, "nested deeper than 32"));
+    msgpack_sbuffer_destroy(&job);
+}
+
+static void test_declared_length_bombs_are_malformed_without_allocating(void **state)
+{
+    proto_decoder_t *d = proto_decoder_new(0);
+    proto_submit_t m;
+    proto_error_t e;
+    /* {"jobs": array32 of 4294967295} and a bare array32 / str32 / map32 header */
+    static const uint8_t bombs[][12] = {
+        {0x81, 0xa4, 'j', 'o', 'b', 's', 0xdd, 0xff, 0xff, 0xff, 0xff},
+        {0xdd, 0xff, 0xff, 0xff, 0xff},
+        {0x81, 0xa4, 'j', 'o', 'b', 's', 0xdb, 0xff, 0xff, 0xff, 0xff},
+        {0x81, 0xa4, 'j', 'o', 'b', 's', 0xdf, 0xff, 0xff, 0xff, 0xff},
+    };
+    static const size_t lens[] = {11, 5, 11, 11};
+    for (size_t i = 0; i < 4; i++) {
+        proto_err_t rc = proto_decode_submit(d, bombs[i], lens[i], &m, &e);
+        assert_true(rc == PROTO_ERR_MALFORMED || rc == PROTO_ERR_NOT_MAP);
+    }
+    proto_decoder_destroy(&d);
+}
+
+static void test_credit_and_ttr_ranges(void **state)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_decoder_t *d = proto_decoder_new(0);
+    proto_error_t e;
+    uint32_t credits[] = {0, PROTO_MAX_CREDIT + 1};
+    for (size_t i = 0; i < 2; i++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        pack_cstr(&pk, "worker");
+        pack_cstr(&pk, "w1");
+        pack_cstr(&pk, "credit");
+        msgpack_pack_uint32(&pk, credits[i]);
+        pack_cstr(&pk, "engine");
+        pack_cstr(&pk, GRADING_ENGINE);
+        proto_ready_t r;
+        assert_int_equal(proto_decode_ready(d, sb.data, sb.size, &r, &e), PROTO_ERR_BAD_VALUE);
+    }
+    /* a job's ttr_ms above one hour */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    pack_cstr(&pk, "job_id");
+    pack_cstr(&pk, "j");
+    pack_cstr(&pk, "tenant");
+    pack_cstr(&pk, "t");
+    pack_cstr(&pk, "rubric");
+    pack_cstr(&pk, "r");
+    pack_cstr(&pk, "responses");
+    msgpack_pack_map(&pk, 0);
+    pack_cstr(&pk, "ttr_ms");
+    msgpack_pack_uint32(&pk, PROTO_MAX_TTR_MS + 1);
+    assert_int_equal(submit_one_job(&sb, &e), PROTO_ERR_BAD_VALUE);
+    assert_non_null(strstr(e.message, "ttr_ms"));
+    proto_decoder_destroy(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_responses_shape_limits(void **state)
+{
+    msgpack_sbuffer job;
+    msgpack_sbuffer_init(&job);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &job, msgpack_sbuffer_write);
+    proto_error_t e;
+    char *long_id = repeat('i', PROTO_MAX_NAME + 1);
+    /* item id of 129 bytes; duplicate item id; bin value; non-string key */
+    for (int kase = 0; kase < 4; kase++) {
+        msgpack_sbuffer_clear(&job);
+        msgpack_pack_map(&pk, 4);
+        pack_cstr(&pk, "job_id");
+        pack_cstr(&pk, "j");
+        pack_cstr(&pk, "tenant");
+        pack_cstr(&pk, "t");
+        pack_cstr(&pk, "rubric");
+        pack_cstr(&pk, "r");
+        pack_cstr(&pk, "responses");
+        if (kase == 0) {
+            msgpack_pack_map(&pk, 1);
+            pack_cstr(&pk, long_id);
+            msgpack_pack_nil(&pk);
+        } else if (kase == 1) {
+            msgpack_pack_map(&pk, 2);
+            pack_cstr(&pk, "q");
+            msgpack_pack_int(&pk, 1);
+            pack_cstr(&pk, "q");
+            msgpack_pack_int(&pk, 2);
+        } else if (kase == 2) {
+            msgpack_pack_map(&pk, 1);
+            pack_cstr(&pk, "q");
+            msgpack_pack_bin(&pk, 1);
+            msgpack_pack_bin_body(&pk, "x", 1);
+        } else {
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_int(&pk, 7);
+            msgpack_pack_int(&pk, 1);
+        }
+        proto_err_t want = kase <= 1 ? PROTO_ERR_BAD_VALUE : PROTO_ERR_WRONG_TYPE;
+        assert_int_equal(submit_one_job(&job, &e), want);
+    }
+    free(long_id);
+    msgpack_sbuffer_destroy(&job);
+}
+
+/* ------------------------------------------------------------ grading */
+
+static char *read_source_file(const char *rel, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", SCORELINE_SOURCE_DIR, rel);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
+
+static grading_rubric_t *load_ok(const char *json)
+{
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    grading_err_t rc = grading_rubric_load_json(json, strlen(json), &r, &e);
+    if (rc != GRADING_OK)
+        fail_msg("rubric refused: %s: %s: %s", grading_err_code(rc), e.path, e.message);
+    return r;
+}
+
+static grading_err_t load_err(const char *json, size_t len, grading_error_t *e)
+{
+    grading_rubric_t *r = NULL;
+    grading_err_t rc = grading_rubric_load_json(json, len, &r, e);
+    assert_true(rc != GRADING_OK);
+    assert_null(r);
+    return rc;
+}
+
+/* Grade {item: <value packed by fn>}. */
+typedef void (*pack_fn)(msgpack_packer *pk, const void *arg);
+
+static grading_err_t grade_one(const grading_rubric_t *r, const char *item, pack_fn fn,
+                               const void *arg, grading_result_t *res, grading_error_t *e)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    pack_cstr(&pk, item);
+    fn(&pk, arg);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    grading_err_t rc = grading_grade(r, &up.data, res, e);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+typedef struct text_arg {
+    const char *s;
+    size_t n;
+} text_arg_t;
+
+static void pack_text(msgpack_packer *pk, const void *arg)
+{
+    const text_arg_t *t = arg;
+    pack_strn(pk, t->s, t->n);
+}
+
+static void pack_n_strings(msgpack_packer *pk, const void *arg)
+{
+    size_t n = *(const size_t *)arg;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        pack_cstr(pk, i % 2 ? "a" : "b");
+}
+
+static void pack_n_ints(msgpack_packer *pk, const void *arg)
+{
+    size_t n = *(const size_t *)arg;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_int(pk, 3);
+}
+
+static const char *LIMITS_RUBRIC =
+    "{\"id\":\"limits\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":["
+    "{\"id\":\"c\",\"type\":\"choice\",\"section\":\"s\",\"multiple\":true,\"options\":["
+    "{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]},"
+    "{\"id\":\"q\",\"type\":\"quantity\",\"section\":\"s\",\"kind\":\"percent\","
+    "\"answers\":[{\"value\":\"8.3\"}]},"
+    "{\"id\":\"t\",\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"sorry\",\"phrases\":[\"sorry\"]}]},"
+    "{\"id\":\"d\",\"type\":\"date\",\"section\":\"s\",\"answers\":[\"2025-07-15\"]},"
+    "{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\",\"steps\":[{\"id\":\"a\"},"
+    "{\"id\":\"b\"}]},"
+    "{\"id\":\"r\",\"type\":\"rating\",\"section\":\"s\",\"scale\":{\"min\":1,\"max\":5}}]}";
+
+static void test_rubric_over_4_mib_is_limit_exceeded(void **state)
+{
+    size_t n = (4u << 20) + 1;
+    char *big = repeat(' ', n);
+    big[0] = '{';
+    big[n - 1] = '}';
+    grading_error_t e;
+    assert_int_equal(load_err(big, n, &e), GRADING_ERR_LIMIT);
+    assert_string_equal(grading_err_code(e.code), "limit_exceeded");
+    assert_non_null(strstr(e.message, "4194304"));
+    grading_error_t errs[2];
+    size_t ne = 0;
+    assert_int_equal(grading_rubric_lint_json(big, n, errs, 2, &ne), GRADING_ERR_LIMIT);
+    grading_rubric_t *r = NULL;
+    assert_int_equal(grading_rubric_load_msgpack(big, n, &r, &e), GRADING_ERR_LIMIT);
+    assert_null(r);
+    /* exactly 4 MiB passes the size check (and fails later, as JSON that is no rubric) */
+    big[n - 2] = '}';
+    assert_int_equal(load_err(big, n - 1, &e), GRADING_ERR_INVALID_RUBRIC);
+    free(big);
+}
+
+/* A rubric with n choice items. */
+static char *rubric_with_items(size_t n)
+{
+    size_t cap = 200 + n * 120;
+    char *s = malloc(cap);
+    size_t k = (size_t)snprintf(s, cap, "{\"id\":\"many\",\"version\":\"1\",\"sections\":"
+                                        "[{\"id\":\"s\"}],\"items\":[");
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(s + k, cap - k,
+                              "%s{\"id\":\"i%zu\",\"type\":\"choice\",\"section\":\"s\","
+                              "\"options\":[{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]}",
+                              i ? "," : "", i);
+    snprintf(s + k, cap - k, "]}");
+    return s;
+}
+
+static void test_more_than_1000_items_is_an_invalid_rubric(void **state)
+{
+    char *s = rubric_with_items(1001);
+    grading_error_t e;
+    assert_int_equal(load_err(s, strlen(s), &e), GRADING_ERR_INVALID_RUBRIC);
+    assert_string_equal(e.path, "items");
+    assert_non_null(strstr(e.message, "1 to 1000 items"));
+    free(s);
+    s = rubric_with_items(1000);
+    grading_rubric_t *r = load_ok(s);
+    grading_rubric_destroy(&r);
+    free(s);
+}
+
+static void test_rubric_shape_limits_are_invalid_rubric(void **state)
+{
+    struct {
+        const char *json;
+        const char *path;
+    } cases[] = {
+        /* 33 ordering steps (2..32) */
+        {NULL, "items[0].steps"},
+        /* a phrase of 13 words (1..12) */
+        {"{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
+         "\"type\":\"text\",\"section\":\"s\",\"elements\":[{\"id\":\"e\",\"phrases\":[\"a b c d e "
+         "f g h i j k l m\"]}]}]}",
+         "items[0].elements[0].phrases"},
+        /* an identifier of 65 characters */
+        {"{\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+         "\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"c\",\"type\":"
+         "\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]}"
+         "]}",
+         "id"},
+        /* a pattern that does not compile */
+        {"{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
+         "\"type\":\"text\",\"section\":\"s\",\"elements\":[{\"id\":\"e\",\"patterns\":[\"(a\"]}]}"
+         "]}",
+         "items[0].elements[0].patterns[0]"},
+    };
+    char steps[4096];
+    size_t k = (size_t)snprintf(steps, sizeof steps,
+                                "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],"
+                                "\"items\":[{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\","
+                                "\"steps\":[");
+    for (int i = 0; i < 33; i++)
+        k += (size_t)snprintf(steps + k, sizeof steps - k, "%s{\"id\":\"s%d\"}", i ? "," : "", i);
+    snprintf(steps + k, sizeof steps - k, "]}]}");
+    cases[0].json = steps;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        grading_error_t e;
+        assert_int_equal(load_err(cases[i].json, strlen(cases[i].json), &e),
+                         GRADING_ERR_INVALID_RUBRIC);
+        if (strncmp(e.path, cases[i].path, strlen(cases[i].path)) != 0)
+            fail_msg("case %zu: path %s, expected %s (%s)", i, e.path, cases[i].path, e.message);
+    }
+}
+
+static void test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric(void **state)
+{
+    char when[512];
+    size_t k = 0;
+    for (int i = 0; i < 40; i++)
+        when[k++] = '(';
+    k += (size_t)snprintf(when + k, sizeof when - k, "total < 10");
+    for (int i = 0; i < 40; i++)
+        when[k++] = ')';
+    when[k] = '\0';
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":"
+             "\"c\",\"type\":\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":"
+             "true},{\"id\":\"b\"}]}],\"red_flags\":[{\"id\":\"f\",\"when\":\"%s\",\"reason\":\"r\","
+             "\"effect\":\"review\"}]}",
+             when);
+    grading_error_t e;
+    assert_int_equal(load_err(json, strlen(json), &e), GRADING_ERR_INVALID_RUBRIC);
+    assert_non_null(strstr(e.path, "red_flags[0]"));
+}
+
+static void test_deeply_nested_rubric_json_and_msgpack_are_refused(void **state)
+{
+    /* JSON: jansson stops at 2048 levels */
+    size_t n = 5000;
+    char *s = malloc(2 * n + 1);
+    memset(s, '[', n);
+    memset(s + n, ']', n);
+    s[2 * n] = '\0';
+    grading_error_t e;
+    assert_int_equal(load_err(s, 2 * n, &e), GRADING_ERR_JSON);
+    assert_string_equal(grading_err_code(e.code), "invalid_json");
+    free(s);
+    /* msgpack: the converter stops past 64 levels (msgpack-c itself at 32) */
+    uint8_t mp[100];
+    memset(mp, 0x91, 99);
+    mp[99] = 0xc0;
+    grading_rubric_t *r = NULL;
+    assert_int_equal(grading_rubric_load_msgpack(mp, sizeof mp, &r, &e),
+                     GRADING_ERR_INVALID_RUBRIC);
+    assert_null(r);
+}
+
+static void test_text_of_1_mib_plus_1_is_limit_exceeded(void **state)
+{
+    grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
+    size_t n = (1u << 20) + 1;
+    char *text = repeat('x', n);
+    grading_result_t res;
+    grading_error_t e;
+    const char *items[] = {"t", "q", "d"};
+    for (size_t i = 0; i < 3; i++) {
+        text_arg_t arg = {text, n};
+        assert_int_equal(grade_one(r, items[i], pack_text, &arg, &res, &e), GRADING_ERR_LIMIT);
+        assert_string_equal(grading_err_code(e.code), "limit_exceeded");
+        char path[32];
+        snprintf(path, sizeof path, "responses.%s", items[i]);
+        assert_string_equal(e.path, path);
+        assert_null(res.data);
+    }
+    /* exactly 1 MiB (words, so the tokenizer works for it) is graded */
+    for (size_t i = 0; i + 6 <= n - 1; i += 6)
+        memcpy(text + i, "sorry ", 6);
+    text_arg_t arg = {text, n - 1};
+    double t0 = now_s();
+    assert_int_equal(grade_one(r, "t", pack_text, &arg, &res, &e), GRADING_OK);
+    print_message("      1 MiB text answer graded in %.2f s\n", now_s() - t0);
+    grading_result_free(&res);
+    free(text);
+    grading_rubric_destroy(&r);
+}
+
+static void test_lists_longer_than_their_limit_are_limit_exceeded(void **state)
+{
+    grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
+    grading_result_t res;
+    grading_error_t e;
+    size_t n = 1001;
+    assert_int_equal(grade_one(r, "c", pack_n_strings, &n, &res, &e), GRADING_ERR_LIMIT);
+    assert_string_equal(e.path, "responses.c");
+    assert_int_equal(grade_one(r, "o", pack_n_strings, &n, &res, &e), GRADING_ERR_LIMIT);
+    assert_string_equal(e.path, "responses.o");
+    size_t ratings = 65;
+    assert_int_equal(grade_one(r, "r", pack_n_ints, &ratings, &res, &e), GRADING_ERR_LIMIT);
+    assert_string_equal(e.path, "responses.r");
+    ratings = 64;
+    assert_int_equal(grade_one(r, "r", pack_n_ints, &ratings, &res, &e), GRADING_OK);
+    grading_result_free(&res);
+    grading_rubric_destroy(&r);
+}
+
+static void test_responses_beyond_the_rubric_items_are_invalid_response(void **state)
+{
+    /* There is no separate count limit: every key must be a distinct item of
+     * the rubric, so a job carries at most as many responses as the rubric
+     * has items (<= 1000). One more is an unknown or a repeated item. */
+    grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    const char *ids[] = {"c", "q", "t", "d", "o", "r", "t"};
+    for (int i = 0; i < 7; i++) {
+        pack_cstr(&pk, ids[i]);
+        msgpack_pack_nil(&pk);
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    grading_result_t res;
+    grading_error_t e;
+    assert_int_equal(grading_grade(r, &up.data, &res, &e), GRADING_ERR_INVALID_RESPONSE);
+    assert_string_equal(grading_err_code(e.code), "invalid_response");
+    assert_string_equal(e.path, "responses.t");
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    text_arg_t arg = {"x", 1};
+    assert_int_equal(grade_one(r, "nope", pack_text, &arg, &res, &e),
+                     GRADING_ERR_INVALID_RESPONSE);
+    assert_string_equal(e.path, "responses.nope");
+    grading_rubric_destroy(&r);
+}
+
+static void test_invalid_utf8_text_is_graded_deterministically(void **state)
+{
+    size_t len;
+    char *json = read_source_file("rubrics/csm-smb/csm-smb.json", &len);
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    assert_int_equal(grading_rubric_load_json(json, len, &r, &e), GRADING_OK);
+    free(json);
+    static const char bad[] = "I'm sorry \xff\xfe about \xc0\xaf the \xed\xa0\x80 delay \xe2\x82";
+    const char *items[] = {"angry_reply", "growth_fix", "renewal_dates", "email_wrong_name"};
+    for (size_t i = 0; i < 4; i++) {
+        text_arg_t arg = {bad, sizeof bad - 1};
+        grading_result_t a, b;
+        assert_int_equal(grade_one(r, items[i], pack_text, &arg, &a, &e), GRADING_OK);
+        assert_int_equal(grade_one(r, items[i], pack_text, &arg, &b, &e), GRADING_OK);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        assert_string_equal(a.digest, b.digest);
+        grading_result_free(&a);
+        grading_result_free(&b);
+    }
+    grading_rubric_destroy(&r);
+}
+
+/* result["total"]["points_milli"] */
+static int64_t result_total_points_milli(const grading_result_t *res)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, (const char *)res->data, res->len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
+    int64_t v = -1;
+    const msgpack_object_map *m = &up.data.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->via.str.size != 5 || memcmp(k->via.str.ptr, "total", 5) != 0)
+            continue;
+        const msgpack_object_map *t = &m->ptr[i].val.via.map;
+        for (uint32_t j = 0; j < t->size; j++)
+            if (t->ptr[j].key.via.str.size == 12 &&
+                memcmp(t->ptr[j].key.via.str.ptr, "points_milli", 12) == 0)
+                v = t->ptr[j].val.via.i64;
+    }
+    msgpack_unpacked_destroy(&up);
+    return v;
+}
+
+/* A text item whose patterns backtrack exponentially on the answer. */
+static const char *REGEX_RUBRIC =
+    "{\"id\":\"regex\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
+    "\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"nested\",\"patterns\":[\"^(a+)+$\"]},"
+    "{\"id\":\"alt\",\"patterns\":[\"^(a|aa)+$\"]},"
+    "{\"id\":\"deep\",\"patterns\":[\"^(?:(a)|b)*c$\"]}]}]}";
+
+static void test_catastrophic_pattern_ends_abandoned_within_the_match_limit(void **state)
+{
+    grading_rubric_t *r = load_ok(REGEX_RUBRIC);
+    /* 40 a's and a b: ^(a+)+$ alone would need ~2^40 steps */
+    char text[64];
+    memset(text, 'a', 40);
+    text[40] = 'b';
+    text_arg_t arg = {text, 41};
+    grading_result_t res;
+    grading_error_t e;
+    double t0 = now_s();
+    assert_int_equal(grade_one(r, "t", pack_text, &arg, &res, &e), GRADING_OK);
+    double took = now_s() - t0;
+    print_message("      catastrophic patterns abandoned in %.3f s\n", took);
+    assert_true(took < 10.0);
+    /* scored, nothing matched, and the trace says which pattern gave up */
+    char *txt = grading_explain(r, res.data, res.len);
+    assert_non_null(txt);
+    const char *hit = memmem(res.data, res.len, "abandoned", 9);
+    assert_non_null(hit);
+    assert_non_null(memmem(res.data, res.len, "match limit", 11));
+    if (result_total_points_milli(&res) != 0)
+        fail_msg("earned points:\n%s", txt);
+    free(txt);
+    grading_result_free(&res);
+
+    /* a long answer hits the depth limit: a group repeated per character nests that deep */
+    size_t n = 200000;
+    char *deep = repeat('a', n);
+    deep[n - 1] = 'b';
+    text_arg_t darg = {deep, n};
+    t0 = now_s();
+    assert_int_equal(grade_one(r, "t", pack_text, &darg, &res, &e), GRADING_OK);
+    print_message("      200 kB answer against the same patterns in %.3f s\n", now_s() - t0);
+    assert_non_null(memmem(res.data, res.len, "depth limit", 11));
+    assert_int_equal(result_total_points_milli(&res), 0);
+    grading_result_free(&res);
+    free(deep);
+    grading_rubric_destroy(&r);
+}
+
+/* ------------------------------------------------------------ CLI attempts */
+
+static attempt_err_t parse_attempt(const char *text, attempt_error_t *e)
+{
+    attempt_t a;
+    attempt_err_t rc = attempt_parse(text, strlen(text), &a, e);
+    attempt_clear(&a);
+    return rc;
+}
+
+static void test_attempt_limits_are_invalid_attempt(void **state)
+{
+    attempt_error_t e;
+    char buf[1024];
+    char *id = repeat('j', 129);
+    snprintf(buf, sizeof buf, "{\"job_id\":\"%s\",\"rubric\":\"r\",\"responses\":{}}", id);
+    assert_int_equal(parse_attempt(buf, &e), ATTEMPT_ERR_INVALID);
+    assert_string_equal(attempt_err_code(e.code), "invalid_attempt");
+    assert_string_equal(e.path, "job_id");
+    id[128] = '\0';
+    snprintf(buf, sizeof buf, "{\"job_id\":\"%s\",\"rubric\":\"r\",\"responses\":{}}", id);
+    assert_int_equal(parse_attempt(buf, &e), ATTEMPT_OK);
+    free(id);
+    /* tenant 129, item id 129, control character, bad hash */
+    char *name = repeat('n', 129);
+    snprintf(buf, sizeof buf, "{\"tenant\":\"%s\",\"rubric\":\"r\",\"responses\":{}}", name);
+    assert_int_equal(parse_attempt(buf, &e), ATTEMPT_ERR_INVALID);
+    assert_string_equal(e.path, "tenant");
+    snprintf(buf, sizeof buf, "{\"rubric\":\"r\",\"responses\":{\"%s\":1}}", name);
+    assert_int_equal(parse_attempt(buf, &e), ATTEMPT_ERR_INVALID);
+    assert_non_null(strstr(e.path, "responses."));
+    free(name);
+    assert_int_equal(parse_attempt("{\"job_id\":\"a\\u0001\",\"rubric\":\"r\",\"responses\":{}}", &e),
+                     ATTEMPT_ERR_INVALID);
+    assert_int_equal(parse_attempt("{\"rubric\":\"r\",\"rubric_hash\":\"ABC\",\"responses\":{}}", &e),
+                     ATTEMPT_ERR_INVALID);
+    assert_string_equal(e.path, "rubric_hash");
+    /* duplicate keys anywhere: invalid JSON for the loader */
+    assert_int_equal(parse_attempt("{\"rubric\":\"r\",\"responses\":{\"a\":{\"x\":1,\"x\":2}}}", &e),
+                     ATTEMPT_ERR_JSON);
+    assert_string_equal(attempt_err_code(e.code), "invalid_json");
+}
+
+static void test_attempt_nesting_is_bounded_by_the_wire_depth(void **state)
+{
+    /* responses may use 29 levels (32 minus SUBMIT map, jobs array, job map) */
+    char buf[512];
+    attempt_error_t e;
+    for (int levels = 29; levels <= 30; levels++) {
+        size_t k = (size_t)snprintf(buf, sizeof buf, "{\"rubric\":\"r\",\"responses\":");
+        for (int i = 0; i < levels - 1; i++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "{\"a\":");
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "{}");
+        for (int i = 0; i < levels - 1; i++)
+            buf[k++] = '}';
+        snprintf(buf + k, sizeof buf - k, "}");
+        attempt_t a;
+        attempt_err_t rc = attempt_parse(buf, strlen(buf), &a, &e);
+        if (levels == 29) {
+            assert_int_equal(rc, ATTEMPT_OK);
+            /* and the broker takes the job built from it */
+            attempt_job_opts_t opts = {.job_id = "j", .tenant = "t"};
+            msgpack_sbuffer job;
+            msgpack_sbuffer_init(&job);
+            assert_int_equal(attempt_to_job_record(&a, &opts, &job, &e), ATTEMPT_OK);
+            proto_error_t pe;
+            assert_int_equal(submit_one_job(&job, &pe), PROTO_OK);
+            msgpack_sbuffer_destroy(&job);
+        } else {
+            assert_int_equal(rc, ATTEMPT_ERR_INVALID);
+            assert_string_equal(e.path, "responses");
+        }
+        attempt_clear(&a);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_body_over_the_decoder_limit_is_too_large),
+        cmocka_unit_test(test_body_over_the_default_4_mib_is_too_large),
+        cmocka_unit_test(test_submit_of_10001_jobs_is_batch_too_large),
+        cmocka_unit_test(test_job_id_of_129_bytes_is_bad_value),
+        cmocka_unit_test(test_tenant_of_129_bytes_and_invalid_utf8_are_bad_value),
+        cmocka_unit_test(test_nesting_deeper_than_32_is_refused),
+        cmocka_unit_test(test_declared_length_bombs_are_malformed_without_allocating),
+        cmocka_unit_test(test_credit_and_ttr_ranges),
+        cmocka_unit_test(test_responses_shape_limits),
+        cmocka_unit_test(test_rubric_over_4_mib_is_limit_exceeded),
+        cmocka_unit_test(test_more_than_1000_items_is_an_invalid_rubric),
+        cmocka_unit_test(test_rubric_shape_limits_are_invalid_rubric),
+        cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric),
+        cmocka_unit_test(test_deeply_nested_rubric_json_and_msgpack_are_refused),
+        cmocka_unit_test(test_text_of_1_mib_plus_1_is_limit_exceeded),
+        cmocka_unit_test(test_lists_longer_than_their_limit_are_limit_exceeded),
+        cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
+        cmocka_unit_test(test_invalid_utf8_text_is_graded_deterministically),
+        cmocka_unit_test(test_catastrophic_pattern_ends_abandoned_within_the_match_limit),
+        cmocka_unit_test(test_attempt_limits_are_invalid_attempt),
+        cmocka_unit_test(test_attempt_nesting_is_bounded_by_the_wire_depth),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
