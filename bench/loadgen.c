@@ -61,6 +61,7 @@ typedef struct options {
     int nattempts;
     char run_id[40];
     int no_wait;
+    int window_accepted; /* the window counts jobs not yet ACCEPTED (not yet scored) */
     double timeout;
     int progress_ms;
 } options_t;
@@ -119,6 +120,8 @@ static const char usage[] =
     "  --batch B          jobs per SUBMIT message, 1..10000 (default 100)\n"
     "  --window W         flat out: most jobs submitted and not yet scored\n"
     "                     (default 20000; 0 = no limit)\n"
+    "  --window-accepted  the window counts jobs not yet ACCEPTED instead (fill a\n"
+    "                     queue with no workers, then wait for the score events)\n"
     "  --rubric ID        rubric id of every job (default: the attempt's, else bench-noop)\n"
     "  --tenant T         tenant of every job (default bench)\n"
     "  --attempt FILE     attempt JSON (proto/ATTEMPT.md) whose responses every job\n"
@@ -447,7 +450,7 @@ static void run(loadgen_t *g)
                 t_start = due;
             } else {
                 uint64_t out = g->sent - g->done - g->rejected;
-                if (o->no_wait)
+                if (o->no_wait || o->window_accepted)
                     out = g->sent - g->accepted - g->rejected;
                 if (o->window && out + n > o->window)
                     break;
@@ -583,6 +586,7 @@ int main(int argc, char **argv)
         {"tenant", required_argument, 0, 't'},   {"attempt", required_argument, 0, 'a'},
         {"run-id", required_argument, 0, 'i'},   {"no-wait", no_argument, 0, 'N'},
         {"timeout", required_argument, 0, 'T'},  {"progress", required_argument, 0, 'p'},
+        {"window-accepted", no_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     uint64_t v;
     int opt;
@@ -628,6 +632,7 @@ int main(int argc, char **argv)
             break;
         case 'i': snprintf(o->run_id, sizeof o->run_id, "%s", optarg); break;
         case 'N': o->no_wait = 1; break;
+        case 'A': o->window_accepted = 1; break;
         case 'T':
             if (parse_double("--timeout", optarg, &o->timeout))
                 return 2;
