@@ -33,7 +33,7 @@
 #define BROKER_MAX_FRAMES 8
 #define BROKER_READ_BURST 256    /* messages read per socket per turn */
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
-#define BROKER_TURN_BYTES (16u << 20) /* SUBMIT bytes handled in one turn */
+#define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -411,8 +411,8 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             stage_reject(sj, "internal_error", "out of memory");
             continue;
         }
-        snprintf(job->hash, sizeof job->hash, "%s", it->resolved_hash);
-        snprintf(job->stream_id, sizeof job->stream_id, "%s", it->stream_id);
+        memcpy(job->hash, it->resolved_hash, sizeof job->hash);
+        memcpy(job->stream_id, it->stream_id, sizeof job->stream_id);
         job->accepted_us = now_us;
         job->ttr_ms = sj->ttr_ms;
         staged_msg_t *sm = &t->msgs[sj->msg];
@@ -569,7 +569,7 @@ static void result_accept(broker_t *b, const void *body, size_t len, const proto
     p->duration_us = r->duration_us;
     queue_job_t *job = queue_job_find(b->queue, r->job_id.ptr, r->job_id.len);
     if (job) {
-        snprintf(p->stream_id, sizeof p->stream_id, "%s", job->stream_id);
+        memcpy(p->stream_id, job->stream_id, sizeof p->stream_id);
         memcpy(p->reply_to, job->reply_to, job->reply_to_len);
         p->reply_to_len = job->reply_to_len;
         queue_job_finish(b->queue, job);
@@ -756,7 +756,7 @@ static journal_entry_t job_entry(const queue_job_t *j)
 {
     return (journal_entry_t){.stream_id = j->stream_id,
                              .job_id = j->id,
-                             .job_id_len = strlen(j->id),
+                             .job_id_len = j->id_len,
                              .hash = j->hash,
                              .body = j->body,
                              .body_len = j->body_len,
@@ -862,6 +862,10 @@ static void tick(broker_t *b)
     if (now < b->next_tick_ms)
         return;
     b->next_tick_ms = now + (int64_t)b->cfg.heartbeat_ms;
+    /* Read what workers sent while this turn was busy before judging their
+     * silence: a slow turn of ours is not a dead worker. */
+    work_drain(b);
+    now = clock_mono_ms();
     int64_t dead_after = (int64_t)(b->cfg.heartbeat_ms * b->cfg.liveness);
     queue_worker_t *w = queue_worker_first(b->queue);
     while (w) {

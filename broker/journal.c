@@ -19,7 +19,7 @@
 
 static const char SUBMIT_LUA[] =
     "local prefix, journal, now = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local out = {}\n"
+    "local out, ids, known = {}, {}, {}\n"
     "for b = 4, #ARGV, 5 do\n"
     "  local id, hash, rubric, inline, job = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]\n"
     "  local done = redis.call('GET', prefix .. 'done:' .. id)\n"
@@ -29,11 +29,20 @@ static const char SUBMIT_LUA[] =
     "    local ok = true\n"
     "    if hash == '' then\n"
     "      if inline ~= '1' then\n"
-    "        local h = redis.call('GET', prefix .. 'rubric:id:' .. rubric)\n"
+    "        local h = ids[rubric]\n"
+    "        if h == nil then\n"
+    "          h = redis.call('GET', prefix .. 'rubric:id:' .. rubric) or false\n"
+    "          ids[rubric] = h\n"
+    "        end\n"
     "        if h then hash = h else ok = false end\n"
     "      end\n"
-    "    elseif inline ~= '1' and redis.call('EXISTS', prefix .. 'rubric:hash:' .. hash) == 0 then\n"
-    "      ok = false\n"
+    "    elseif inline ~= '1' then\n"
+    "      local k = known[hash]\n"
+    "      if k == nil then\n"
+    "        k = redis.call('EXISTS', prefix .. 'rubric:hash:' .. hash) == 1\n"
+    "        known[hash] = k\n"
+    "      end\n"
+    "      ok = k\n"
     "    end\n"
     "    if ok then\n"
     "      local sid = redis.call('XADD', journal, '*', 'job_id', id, 'hash', hash,\n"
@@ -212,6 +221,14 @@ static redisReply *journal_eval(journal_t *j, const char *sha, const char *scrip
     return r;
 }
 
+/* Copy a string reply into dst (truncated to cap - 1), without printf. */
+static void reply_copy(char *dst, size_t cap, const redisReply *r)
+{
+    size_t n = r->len < cap - 1 ? r->len : cap - 1;
+    memcpy(dst, r->str, n);
+    dst[n] = '\0';
+}
+
 int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *items, size_t n)
 {
     if (!j->c)
@@ -267,8 +284,8 @@ int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *it
         const char *kind = e->element[0]->str;
         if (strcmp(kind, "ok") == 0) {
             it->outcome = JOURNAL_ACCEPTED;
-            snprintf(it->stream_id, sizeof it->stream_id, "%s", e->element[1]->str);
-            snprintf(it->resolved_hash, sizeof it->resolved_hash, "%s", e->element[2]->str);
+            reply_copy(it->stream_id, sizeof it->stream_id, e->element[1]);
+            reply_copy(it->resolved_hash, sizeof it->resolved_hash, e->element[2]);
         } else if (strcmp(kind, "done") == 0) {
             it->outcome = JOURNAL_DONE;
             it->event = malloc(e->element[1]->len ? e->element[1]->len : 1);

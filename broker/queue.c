@@ -111,17 +111,16 @@ int queue_has_room(const queue_t *q)
 
 queue_job_t *queue_job_new(const char *id, size_t id_len, const void *body, size_t body_len)
 {
-    queue_job_t *j = calloc(1, sizeof *j);
+    /* One allocation: the record, then the id, then the body. */
+    queue_job_t *j = malloc(sizeof *j + id_len + 1 + body_len);
     if (!j)
         return NULL;
-    j->id = malloc(id_len + 1);
-    j->body = malloc(body_len ? body_len : 1);
-    if (!j->id || !j->body) {
-        queue_job_free(j);
-        return NULL;
-    }
+    memset(j, 0, sizeof *j);
+    j->id = (char *)(j + 1);
+    j->body = (uint8_t *)j->id + id_len + 1;
     memcpy(j->id, id, id_len);
     j->id[id_len] = '\0';
+    j->id_len = (uint32_t)id_len;
     if (body_len)
         memcpy(j->body, body, body_len);
     j->body_len = body_len;
@@ -130,26 +129,23 @@ queue_job_t *queue_job_new(const char *id, size_t id_len, const void *body, size
 
 void queue_job_free(queue_job_t *job)
 {
-    if (!job)
-        return;
-    free(job->id);
-    free(job->body);
     free(job);
 }
 
-static size_t queue_bucket(const queue_t *q, const char *id, size_t len)
+static uint32_t queue_hash(const queue_t *q, const char *id, size_t len)
 {
     unsigned char h[crypto_shorthash_BYTES];
     crypto_shorthash(h, (const unsigned char *)id, len, q->hash_key);
-    uint64_t v;
+    uint32_t v;
     memcpy(&v, h, sizeof v);
-    return (size_t)(v & (q->nbuckets - 1));
+    return v;
 }
 
 queue_job_t *queue_job_find(const queue_t *q, const char *id, size_t id_len)
 {
-    for (queue_job_t *j = q->buckets[queue_bucket(q, id, id_len)]; j; j = j->hash_next)
-        if (strlen(j->id) == id_len && memcmp(j->id, id, id_len) == 0)
+    uint32_t hc = queue_hash(q, id, id_len);
+    for (queue_job_t *j = q->buckets[hc & (q->nbuckets - 1)]; j; j = j->hash_next)
+        if (j->hash_code == hc && j->id_len == id_len && memcmp(j->id, id, id_len) == 0)
             return j;
     return NULL;
 }
@@ -169,7 +165,7 @@ static void queue_grow(queue_t *q)
         queue_job_t *j = old[i];
         while (j) {
             queue_job_t *next = j->hash_next;
-            size_t k = queue_bucket(q, j->id, strlen(j->id));
+            size_t k = j->hash_code & (n - 1);
             j->hash_next = b[k];
             b[k] = j;
             j = next;
@@ -243,12 +239,12 @@ queue_err_t queue_job_add(queue_t *q, queue_job_t *job)
 {
     if (q->njobs >= q->max_jobs)
         return QUEUE_ERR_FULL;
-    size_t len = strlen(job->id);
-    if (queue_job_find(q, job->id, len))
+    if (queue_job_find(q, job->id, job->id_len))
         return QUEUE_ERR_DUPLICATE;
     if (q->njobs >= q->nbuckets)
         queue_grow(q);
-    size_t k = queue_bucket(q, job->id, len);
+    job->hash_code = queue_hash(q, job->id, job->id_len);
+    size_t k = job->hash_code & (q->nbuckets - 1);
     job->hash_next = q->buckets[k];
     q->buckets[k] = job;
     job->state = QUEUE_JOB_QUEUED;
@@ -278,7 +274,7 @@ void queue_job_finish(queue_t *q, queue_job_t *job)
     } else {
         fifo_unlink(q, job);
     }
-    queue_job_t **pp = &q->buckets[queue_bucket(q, job->id, strlen(job->id))];
+    queue_job_t **pp = &q->buckets[job->hash_code & (q->nbuckets - 1)];
     while (*pp && *pp != job)
         pp = &(*pp)->hash_next;
     assert(*pp == job);

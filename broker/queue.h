@@ -35,9 +35,11 @@ typedef struct queue_worker queue_worker_t;
 
 /* One job held by the broker. Plain data: the broker fills and reads it. */
 typedef struct queue_job {
-    char *id;          /* NUL-terminated job id (owned) */
-    uint8_t *body;     /* packed job map, as journaled and delivered (owned) */
+    char *id;          /* NUL-terminated job id (in the same allocation) */
+    uint8_t *body;     /* packed job map, as journaled and delivered (same allocation) */
     size_t body_len;
+    uint32_t id_len;
+    uint32_t hash_code; /* bucket hash of id */
     char hash[65];                        /* resolved rubric hash, "" when inline only */
     char stream_id[QUEUE_STREAM_ID];      /* journal entry id */
     uint64_t accepted_us;                 /* wall clock at acceptance */

@@ -237,6 +237,12 @@ int main(int argc, char **argv)
         goto out;
     }
     rc = worker_run(w);
+    if (worker_stranded(w)) {
+        log_warn("worker.exit_stranded", "reason=\"a runaway grading is still running; exiting "
+                 "without cleanup\"");
+        fflush(NULL);
+        _exit(rc);
+    }
     worker_destroy(&w);
 out:
     free(env_copy);

@@ -1,11 +1,11 @@
 /*
  * worker.c - the worker's loop (see worker.h).
  *
- * The main thread polls every broker connection and every grading thread's
- * inproc pipe. A JOB becomes a task: the main thread decodes it, resolves its
- * rubric (cache, Redis, inline) and hands it to an idle grading thread, which
- * grades it and packs the RESULT; back on the main thread the RESULT goes
- * out on the connection the job came from. A task whose rubric cannot be
+ * The main thread polls every broker connection and the grading pool's
+ * eventfd. A JOB becomes a task: the main thread decodes it, resolves its
+ * rubric (cache, Redis, inline) and queues it in the grading pool, whose
+ * threads grade it and pack the RESULT; back on the main thread the RESULT
+ * goes out on the connection the job came from. A task whose rubric cannot be
  * fetched yet (Redis away) waits and is retried; nothing is answered for it
  * until it can be graded, and the broker's time-to-run covers the worst case.
  *
@@ -20,21 +20,20 @@
 #include "common/log.h"
 #include "grading/grading.h"
 #include "proto/proto.h"
+#include "worker/grader_pool.h"
 #include "worker/rubric_cache.h"
+#include "worker/task.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #define WORKER_READ_BURST 256
-#define WORKER_MAX_THREADS 64
 
 static volatile sig_atomic_t worker_stopping = 0;
 
@@ -51,43 +50,6 @@ typedef struct broker_conn {
     int acked; /* DISCONNECT ack received while draining */
 } broker_conn_t;
 
-/* One job from receipt to RESULT. Owned by the main thread, or by a grading
- * thread while it grades it (or forever, once abandoned). */
-typedef struct task {
-    size_t broker;
-    uint8_t *body; /* the JOB body */
-    size_t len;
-    uint64_t received_us; /* wall clock at receipt: the event's started_us */
-    uint64_t t0_us;       /* monotonic at receipt: duration_us counts from here */
-    char job_id[PROTO_MAX_JOB_ID + 1];
-    uint32_t attempt;
-    uint32_t ttr_ms;
-    const grading_rubric_t *rubric; /* pinned in the cache while set */
-    /* a final error found before grading (code NULL = none) */
-    const char *err_code;
-    char err_message[PROTO_MAX_MESSAGE];
-    /* output, packed by whoever finishes the task */
-    uint8_t *result;
-    size_t result_len;
-    int ok;
-    struct task *next;
-} task_t;
-
-typedef struct grader {
-    pthread_t tid;
-    void *pipe; /* main thread's end of inproc PAIR */
-    task_t *task;
-    int64_t started_ms;
-    int live;
-} grader_t;
-
-/* What a grading thread needs; read-only after start. */
-typedef struct grader_args {
-    void *ctx;
-    char endpoint[64];
-    const worker_config_t *cfg;
-} grader_args_t;
-
 struct worker {
     worker_config_t cfg;
     void *ctx;
@@ -98,178 +60,13 @@ struct worker {
     rubric_cache_t *cache;
     proto_decoder_t *dec;
     msgpack_sbuffer out;
-    grader_t graders[WORKER_MAX_THREADS];
-    uint64_t grader_gen;
-    task_t *ready_head, *ready_tail; /* resolved, waiting for a thread */
-    task_t *waiting;                 /* waiting for Redis to resolve the rubric */
-    size_t held;                     /* tasks held in any state */
+    grader_pool_t *pool;
+    task_t *waiting; /* waiting for Redis to resolve the rubric */
+    size_t held;     /* tasks held in any state (abandoned ones excluded) */
     int draining;
     int64_t drain_deadline_ms;
-    uint64_t graded, errors, abandoned;
+    uint64_t graded, errors;
 };
-
-/* ---- tasks ------------------------------------------------------------ */
-
-static void task_free(task_t *t)
-{
-    if (!t)
-        return;
-    free(t->body);
-    free(t->result);
-    free(t);
-}
-
-/* Pack the RESULT for t: an error when t->err_code is set, else the graded
- * result res. Runs on whichever thread finishes the task. */
-static void task_pack_result(task_t *t, const worker_config_t *cfg, const proto_jobmsg_t *jm,
-                             const grading_result_t *res, msgpack_sbuffer *buf)
-{
-    const proto_job_t *job = &jm->job;
-    proto_result_t r;
-    memset(&r, 0, sizeof r);
-    r.job_id = job->job_id;
-    r.tenant = job->tenant;
-    r.candidate = job->candidate;
-    r.rubric = job->rubric;
-    r.rubric_hash = t->rubric ? proto_str(grading_rubric_hash(t->rubric))
-                              : (jm->rubric_hash.len ? jm->rubric_hash : job->rubric_hash);
-    r.engine = proto_str(GRADING_ENGINE);
-    r.worker = proto_str(cfg->id);
-    r.attempt = jm->attempt;
-    r.accepted_us = jm->accepted_us;
-    r.started_us = t->received_us;
-    r.finished_us = clock_wall_us();
-    r.duration_us = clock_mono_us() - t->t0_us;
-    if (t->err_code) {
-        r.status = proto_str("error");
-        r.error_code = proto_str(t->err_code);
-        r.error_message = proto_str(t->err_message);
-    } else {
-        r.status = proto_str("ok");
-        r.digest = proto_str(res->digest);
-    }
-    msgpack_sbuffer_clear(buf);
-    if (proto_encode_result(buf, &r, t->err_code ? NULL : res->data, t->err_code ? 0 : res->len) ==
-        0) {
-        t->result = malloc(buf->size);
-        if (t->result) {
-            memcpy(t->result, buf->data, buf->size);
-            t->result_len = buf->size;
-        }
-    }
-    t->ok = t->err_code == NULL;
-}
-
-/* Grade t (rubric resolved, no error yet) and pack its RESULT. */
-static void task_grade(task_t *t, const worker_config_t *cfg, proto_decoder_t *dec,
-                       msgpack_sbuffer *buf)
-{
-    proto_jobmsg_t jm;
-    proto_error_t perr;
-    if (proto_decode_job(dec, t->body, t->len, &jm, &perr) != PROTO_OK)
-        return; /* checked on receipt; cannot happen */
-    if (cfg->fault_match && cfg->fault_delay_ms && strstr(t->job_id, cfg->fault_match)) {
-        struct timespec ts = {(time_t)(cfg->fault_delay_ms / 1000),
-                              (long)(cfg->fault_delay_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    grading_result_t res = {0};
-    if (!t->err_code) {
-        grading_error_t gerr;
-        if (grading_grade(t->rubric, jm.job.responses, &res, &gerr) != GRADING_OK) {
-            t->err_code = grading_err_code(gerr.code);
-            snprintf(t->err_message, sizeof t->err_message, "%s%s%s", gerr.path,
-                     gerr.path[0] ? ": " : "", gerr.message);
-        }
-    }
-    task_pack_result(t, cfg, &jm, &res, buf);
-    grading_result_free(&res);
-}
-
-/* ---- grading threads -------------------------------------------------- */
-
-static void *grader_main(void *arg)
-{
-    grader_args_t *a = arg;
-    void *pipe = zmq_socket(a->ctx, ZMQ_PAIR);
-    int linger = 0;
-    zmq_setsockopt(pipe, ZMQ_LINGER, &linger, sizeof linger);
-    proto_decoder_t *dec = proto_decoder_new(0);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    if (zmq_connect(pipe, a->endpoint) == 0 && dec) {
-        for (;;) {
-            task_t *t = NULL;
-            if (zmq_recv(pipe, &t, sizeof t, 0) != (int)sizeof t || !t)
-                break;
-            task_grade(t, a->cfg, dec, &buf);
-            /* The main thread may have abandoned us meanwhile: then nobody
-             * reads the pipe and the task is ours to free. */
-            if (zmq_send(pipe, &t, sizeof t, ZMQ_DONTWAIT) != (int)sizeof t) {
-                task_free(t);
-                break;
-            }
-        }
-    }
-    msgpack_sbuffer_destroy(&buf);
-    proto_decoder_destroy(&dec);
-    zmq_close(pipe);
-    free(a);
-    return NULL;
-}
-
-/* Start grading thread i on a fresh inproc endpoint. */
-static int grader_start(worker_t *w, size_t i)
-{
-    grader_t *g = &w->graders[i];
-    grader_args_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return -1;
-    a->ctx = w->ctx;
-    a->cfg = &w->cfg;
-    snprintf(a->endpoint, sizeof a->endpoint, "inproc://grader-%zu-%llu", i,
-             (unsigned long long)w->grader_gen++);
-    g->pipe = zmq_socket(w->ctx, ZMQ_PAIR);
-    int linger = 0, sndtimeo = 1000;
-    zmq_setsockopt(g->pipe, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(g->pipe, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
-    if (!g->pipe || zmq_bind(g->pipe, a->endpoint) != 0) {
-        free(a);
-        return -1;
-    }
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&g->tid, &attr, grader_main, a);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        zmq_close(g->pipe);
-        g->pipe = NULL;
-        free(a);
-        return -1;
-    }
-    g->task = NULL;
-    g->live = 1;
-    return 0;
-}
-
-/* Leave the thread grading i's task to itself and start a new one. */
-static void grader_abandon(worker_t *w, size_t i, const char *why)
-{
-    grader_t *g = &w->graders[i];
-    task_t *t = g->task;
-    log_warn("job.abandoned", "job_id=%s attempt=%u reason=\"%s\" running_ms=%lld", t->job_id,
-             t->attempt, why, (long long)(clock_mono_ms() - g->started_ms));
-    /* The rubric stays pinned: the abandoned thread may still read it. */
-    zmq_close(g->pipe);
-    g->pipe = NULL;
-    g->task = NULL;
-    g->live = 0;
-    w->held--;
-    w->abandoned++;
-    if (grader_start(w, i) != 0)
-        log_error("grader.start_failed", "slot=%zu", i);
-}
 
 /* ---- Redis ------------------------------------------------------------ */
 
@@ -424,16 +221,6 @@ check_id:
 
 /* ---- moving tasks ----------------------------------------------------- */
 
-static void ready_push(worker_t *w, task_t *t)
-{
-    t->next = NULL;
-    if (w->ready_tail)
-        w->ready_tail->next = t;
-    else
-        w->ready_head = t;
-    w->ready_tail = t;
-}
-
 static void send_frames(broker_conn_t *bc, const char *cmd, const void *body, size_t len)
 {
     zmq_send(bc->sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE);
@@ -492,7 +279,7 @@ static int task_route(worker_t *w, task_t *t, const proto_jobmsg_t *jm)
     if (t->err_code)
         task_finish_error(w, t);
     else
-        ready_push(w, t);
+        grader_pool_push(w->pool, t);
     return 0;
 }
 
@@ -545,35 +332,14 @@ static void retry_waiting(worker_t *w)
     }
 }
 
-/* Give ready tasks to idle threads. */
-static void assign(worker_t *w)
+/* Send the RESULTs of every task the grading threads finished. */
+static void tasks_done(worker_t *w)
 {
-    for (size_t i = 0; i < w->cfg.threads && w->ready_head; i++) {
-        grader_t *g = &w->graders[i];
-        if (!g->live || g->task)
-            continue;
-        task_t *t = w->ready_head;
-        w->ready_head = t->next;
-        if (!w->ready_head)
-            w->ready_tail = NULL;
-        t->next = NULL;
-        if (zmq_send(g->pipe, &t, sizeof t, ZMQ_DONTWAIT) != (int)sizeof t) {
-            ready_push(w, t);
-            return;
-        }
-        g->task = t;
-        g->started_ms = clock_mono_ms();
-    }
-}
-
-static void grader_returned(worker_t *w, size_t i)
-{
-    grader_t *g = &w->graders[i];
-    task_t *t = NULL;
-    while (zmq_recv(g->pipe, &t, sizeof t, ZMQ_DONTWAIT) == (int)sizeof t) {
-        if (t == g->task)
-            g->task = NULL;
+    task_t *t = grader_pool_take_done(w->pool);
+    while (t) {
+        task_t *next = t->next;
         task_finish(w, t);
+        t = next;
     }
 }
 
@@ -582,39 +348,28 @@ static void job_cancel(worker_t *w, const proto_cancel_t *c)
 {
     char id[PROTO_MAX_JOB_ID + 1];
     proto_str_copy(c->job_id, id, sizeof id);
-    for (size_t i = 0; i < w->cfg.threads; i++) {
-        grader_t *g = &w->graders[i];
-        if (g->task && strcmp(g->task->job_id, id) == 0 &&
-            (c->attempt == 0 || g->task->attempt == c->attempt)) {
-            grader_abandon(w, i, "cancelled by the broker");
-            return;
-        }
+    task_t *dropped = NULL;
+    if (!grader_pool_cancel(w->pool, id, c->attempt, &dropped))
+        return;
+    w->held--;
+    if (dropped) {
+        log_info("job.cancelled", "job_id=%s attempt=%u", dropped->job_id, dropped->attempt);
+        if (dropped->rubric)
+            rubric_cache_release(w->cache, dropped->rubric);
+        task_free(dropped);
+    } else {
+        /* Its rubric stays pinned: the abandoned thread may still read it. */
+        log_warn("job.abandoned", "job_id=%s attempt=%u reason=\"cancelled by the broker\"", id,
+                 c->attempt);
     }
-    task_t **pp = &w->ready_head, *prev = NULL;
-    for (; *pp; prev = *pp, pp = &(*pp)->next)
-        if (strcmp((*pp)->job_id, id) == 0) {
-            task_t *t = *pp;
-            *pp = t->next;
-            if (w->ready_tail == t)
-                w->ready_tail = prev;
-            log_info("job.cancelled", "job_id=%s attempt=%u", t->job_id, t->attempt);
-            if (t->rubric)
-                rubric_cache_release(w->cache, t->rubric);
-            w->held--;
-            task_free(t);
-            return;
-        }
 }
 
-/* Abandon gradings that outlived their own time-to-run. */
-static void watch_runaways(worker_t *w)
+static void on_runaway(const task_t *t, int64_t ran_ms, void *arg)
 {
-    int64_t now = clock_mono_ms();
-    for (size_t i = 0; i < w->cfg.threads; i++) {
-        grader_t *g = &w->graders[i];
-        if (g->task && g->task->ttr_ms && now - g->started_ms > (int64_t)g->task->ttr_ms)
-            grader_abandon(w, i, "time-to-run passed");
-    }
+    worker_t *w = arg;
+    w->held--;
+    log_warn("job.abandoned", "job_id=%s attempt=%u reason=\"time-to-run passed\" running_ms=%lld",
+             t->job_id, t->attempt, (long long)ran_ms);
 }
 
 /* ---- broker connections ----------------------------------------------- */
@@ -751,6 +506,8 @@ static void heartbeats(worker_t *w)
     int64_t dead_after = (int64_t)(w->cfg.heartbeat_ms * w->cfg.liveness);
     for (size_t i = 0; i < w->cfg.nbrokers; i++) {
         broker_conn_t *bc = &w->brokers[i];
+        if (now - bc->last_recv_ms > dead_after)
+            broker_drain(w, i); /* judge silence only after reading what waits */
         if (now - bc->last_recv_ms > dead_after) {
             if (w->draining) {
                 bc->acked = 1; /* nobody left to hand jobs back to */
@@ -770,10 +527,6 @@ static void heartbeats(worker_t *w)
 worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *exit_code)
 {
     *exit_code = 2;
-    if (cfg->threads < 1 || cfg->threads > WORKER_MAX_THREADS) {
-        snprintf(err, errlen, "--threads: expected 1..%d", WORKER_MAX_THREADS);
-        return NULL;
-    }
     worker_t *w = calloc(1, sizeof *w);
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -799,12 +552,11 @@ worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *
         worker_destroy(&w);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->threads; i++)
-        if (grader_start(w, i) != 0) {
-            snprintf(err, errlen, "cannot start a grading thread");
-            worker_destroy(&w);
-            return NULL;
-        }
+    w->pool = grader_pool_new(cfg->threads, &w->cfg, err, errlen);
+    if (!w->pool) {
+        worker_destroy(&w);
+        return NULL;
+    }
     for (size_t i = 0; i < cfg->nbrokers; i++) {
         w->brokers[i].endpoint = cfg->brokers[i];
         if (broker_open(w, i) != 0) {
@@ -835,40 +587,22 @@ void worker_destroy(worker_t **self_p)
     for (size_t i = 0; i < WORKER_MAX_BROKERS; i++)
         if (w->brokers[i].sock)
             zmq_close(w->brokers[i].sock);
-    /* Stop idle grading threads: a NULL task tells them to exit. Busy ones
-     * (only when the drain deadline passed) are left behind. */
-    int stranded = 0;
-    for (size_t i = 0; i < WORKER_MAX_THREADS; i++) {
-        grader_t *g = &w->graders[i];
-        if (!g->pipe)
-            continue;
-        if (g->task) {
-            stranded = 1;
-        } else {
-            task_t *none = NULL;
-            zmq_send(g->pipe, &none, sizeof none, 0);
-        }
-        zmq_close(g->pipe);
-    }
-    if (w->abandoned)
-        stranded = 1;
-    if (w->ctx) {
-        /* zmq_ctx_term waits for every socket, including those of threads
-         * still grading a runaway job; do not wait for those. */
-        if (stranded)
-            zmq_ctx_shutdown(w->ctx);
-        else
-            zmq_ctx_term(w->ctx);
-    }
+    grader_pool_destroy(&w->pool);
+    if (w->ctx)
+        zmq_ctx_term(w->ctx);
     if (w->redis)
         redisFree(w->redis);
-    task_list_free(w->ready_head);
     task_list_free(w->waiting);
     rubric_cache_destroy(&w->cache);
     proto_decoder_destroy(&w->dec);
     msgpack_sbuffer_destroy(&w->out);
     free(w);
     *self_p = NULL;
+}
+
+int worker_stranded(worker_t *w)
+{
+    return w->pool && grader_pool_stranded(w->pool) > 0;
 }
 
 static int all_acked(const worker_t *w)
@@ -901,19 +635,19 @@ int worker_run(worker_t *w)
         if (w->draining &&
             ((all_acked(w) && w->held == 0) || clock_mono_ms() >= w->drain_deadline_ms))
             break;
-        if (w->abandoned > w->cfg.max_abandoned) {
+        uint64_t abandoned = grader_pool_abandoned(w->pool);
+        if (abandoned > w->cfg.max_abandoned) {
             log_error("worker.runaways", "abandoned=%llu limit=%llu reason=\"too many gradings "
                       "outlived their time-to-run; exiting so a supervisor restarts the process\"",
-                      (unsigned long long)w->abandoned, (unsigned long long)w->cfg.max_abandoned);
+                      (unsigned long long)abandoned, (unsigned long long)w->cfg.max_abandoned);
             rc = 4;
             break;
         }
-        zmq_pollitem_t items[WORKER_MAX_BROKERS + WORKER_MAX_THREADS];
+        zmq_pollitem_t items[WORKER_MAX_BROKERS + 1];
         size_t nb = w->cfg.nbrokers, n = 0;
         for (size_t i = 0; i < nb; i++)
             items[n++] = (zmq_pollitem_t){w->brokers[i].sock, 0, ZMQ_POLLIN, 0};
-        for (size_t i = 0; i < w->cfg.threads; i++)
-            items[n++] = (zmq_pollitem_t){w->graders[i].pipe, 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){NULL, grader_pool_fd(w->pool), ZMQ_POLLIN, 0};
         long timeout = (long)w->cfg.heartbeat_ms / 4;
         if (w->waiting && timeout > 100)
             timeout = 100;
@@ -922,23 +656,21 @@ int worker_run(worker_t *w)
             rc = 1;
             break;
         }
-        for (size_t i = 0; i < w->cfg.threads; i++)
-            if (items[nb + i].revents & ZMQ_POLLIN)
-                grader_returned(w, i);
+        if (items[nb].revents & ZMQ_POLLIN)
+            tasks_done(w);
         for (size_t i = 0; i < nb; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 broker_drain(w, i);
         if (w->waiting)
             retry_waiting(w);
-        assign(w);
-        watch_runaways(w);
+        grader_pool_abandon_runaways(w->pool, clock_mono_ms(), on_runaway, w);
         heartbeats(w);
     }
     log_info("worker.stopped",
              "graded=%llu errors=%llu abandoned=%llu unfinished=%zu cache_hits=%llu "
              "cache_misses=%llu",
              (unsigned long long)w->graded, (unsigned long long)w->errors,
-             (unsigned long long)w->abandoned, w->held,
+             (unsigned long long)grader_pool_abandoned(w->pool), w->held,
              (unsigned long long)rubric_cache_hits(w->cache),
              (unsigned long long)rubric_cache_misses(w->cache));
     return rc;

@@ -56,5 +56,9 @@ int worker_run(worker_t *w);
 /* Ask the loop to drain and stop (async-signal-safe). */
 void worker_stop(void);
 void worker_destroy(worker_t **self_p);
+/* Whether a thread is still grading an abandoned job. Such a thread may
+ * read its rubric until the process ends, so the process must end without
+ * worker_destroy (and without exit handlers racing the thread): _exit. */
+int worker_stranded(worker_t *w);
 
 #endif
