@@ -408,6 +408,7 @@ class Chaos:
         self.event_times = []   # monotonic time of every event seen (submitter or PUB)
         self.worker_exits = []  # (name, rc) of workers that exited by themselves
         self.respawn_at = []    # monotonic times at which to start a replacement worker
+        self.redis_starting = None  # the Redis fault whose server is loading its AOF
         self.report = {}
 
     # -- processes --
@@ -521,6 +522,7 @@ class Chaos:
         def back():
             self.redis.start()
             f["t_start"] = time.time()
+            self.redis_starting = f
         self.schedule(self.args.redis_down, "redis_start", back)
 
     def fault_drain_worker(self):
@@ -714,6 +716,10 @@ class Chaos:
             if now >= next_supervise:
                 next_supervise = now + 0.1
                 self.supervise()
+                f = self.redis_starting
+                if f is not None and self.redis.ping():
+                    f["t_ready"] = time.time()
+                    self.redis_starting = None
                 for b in self.brokers:
                     if b not in broker_ready_seen:
                         line = next((x for x in b.log().splitlines()
@@ -854,8 +860,9 @@ class Chaos:
         if dups:
             self.fail("%d job ids twice in the events stream (e.g. %s)" % (len(dups), dups[:5]))
         if missing:
-            self.fail("%d jobs lost: no event in the stream (e.g. %s)"
-                      % (len(missing), sorted(missing)[:5]))
+            why = collections.Counter(str(sm.jobs[j].final) for j in missing)
+            self.fail("%d jobs have no score event in the stream (submitter's final answer: %s; "
+                      "e.g. %s)" % (len(missing), dict(why), sorted(missing)[:5]))
         if extra:
             self.fail("%d unexpected ids in the events stream (e.g. %s)"
                       % (len(extra), sorted(extra)[:5]))
@@ -883,6 +890,12 @@ class Chaos:
                                 % self.args.poison_ttr_ms, entry.get("reason", "")):
                     self.fail("dead letter %s: reason %r does not name the last error"
                               % (jid, entry.get("reason")))
+        both = sorted(set(dead_ids) & set(seen))
+        if both:
+            self.fail("%d jobs are both dead-lettered and scored (a score event too; e.g. %s)"
+                      % (len(both), both[:5]))
+        self.dead_and_scored = len(both)
+        self.dead_regular = len(set(dead_ids) - set(self.poison))
         if set(dead_ids) != set(self.poison) or any(c != 1 for c in dead_ids.values()):
             self.fail("dead-letter stream holds %s, want each poison job once: %s"
                       % (dict(dead_ids), self.poison))
@@ -1013,7 +1026,8 @@ class Chaos:
         rep["stream_events"] = self.stream_len
         rep["stream_distinct"] = self.stream_distinct
         rep["lost"] = len([j for j in self.regular if sm.jobs[j].final is None])
-        rep["dead_lettered_regular"] = len([j for j in self.regular if sm.jobs[j].final == "dead"])
+        rep["dead_lettered_regular"] = getattr(self, "dead_regular", 0)
+        rep["dead_and_scored"] = getattr(self, "dead_and_scored", 0)
         rep["rejected_regular"] = len([j for j in self.regular
                                        if sm.jobs[j].final == "rejected"])
         rep["duplicate_events"] = self.stream_len - self.stream_distinct
@@ -1067,12 +1081,13 @@ class Chaos:
                 if prog is None or prog + (new.mono_ready - f["mono"]) > a.max_recover:
                     self.fail("broker restart: no event within %gs" % a.max_recover)
             elif f["kind"] == "redis_restart":
-                t_back = f.get("t_start")
+                t_back = f.get("t_ready")
                 deg = [h for h in self.health if h[0] >= f["t"] and h[1] == 503
                        and h[2] and h[2][0].startswith("degraded")]
                 ok_again = [h for h in self.health if t_back and h[0] >= t_back and h[1] == 200]
                 prog = self.first_event_after(f["mono"] + (t_back - f["t"])) if t_back else None
                 faults.append({"fault": "Redis SIGKILL, down %gs, restart (AOF)" % a.redis_down,
+                               "aof_load_s": (t_back - f["t_start"]) if t_back else None,
                                "healthz_degraded_seen": bool(deg),
                                "healthz_ok_after_redis_back_s":
                                    (ok_again[0][0] - t_back) if ok_again else None,
@@ -1105,9 +1120,11 @@ class Chaos:
         print("jobs                 %d + %d poison, %d workers, submitted over %gs, all answered "
               "after %.1fs" % (rep["jobs"], rep["poison"], a.workers, a.duration, self.elapsed))
         print("score events         %d in the stream, %d distinct; duplicates %d; jobs without "
-              "an answer %d; regular jobs dead-lettered %d, rejected %d"
+              "an answer %d; regular jobs dead-lettered %d (of which also scored %d), "
+              "rejected %d"
               % (rep["stream_events"], rep["stream_distinct"], rep["duplicate_events"],
-                 rep["lost"], rep["dead_lettered_regular"], rep["rejected_regular"]))
+                 rep["lost"], rep["dead_lettered_regular"],
+                 rep["dead_and_scored"], rep["rejected_regular"]))
         print("byte-identical       every event equals the offline grade of its attempt: %s"
               % ("yes" if not any("offline" in f for f in self.failures) else "NO"))
         print("redeliveries         %d (events won by attempt: %s)"
