@@ -450,6 +450,16 @@ class Chaos:
     def live_workers(self):
         return [w for w in self.workers if w.planned is None and w.alive()]
 
+    def ready_workers(self):
+        """Live workers that have registered (logged worker.ready)."""
+        out = []
+        for w in self.live_workers():
+            if not getattr(w, "ready", False):
+                w.ready = "event=worker.ready" in w.log()
+            if w.ready:
+                out.append(w)
+        return out
+
     def rubric_push(self):
         r = scl.run_cli(["--redis", self.redis.url, "--prefix", self.prefix,
                          "rubric", "push", scl.rubric_file("csm-smb")])
@@ -481,8 +491,9 @@ class Chaos:
         self.start_worker()
 
     def fault_stop_worker(self):
-        cands = [w for w in self.live_workers()]
+        cands = [w for w in self.ready_workers()]
         if not cands:
+            self.schedule(0.5, "worker_stop", self.fault_stop_worker)
             return
         w = self.rng.choice(cands)
         self.stopped = w
@@ -526,8 +537,9 @@ class Chaos:
         self.schedule(self.args.redis_down, "redis_start", back)
 
     def fault_drain_worker(self):
-        cands = [w for w in self.live_workers() if w is not self.stopped]
+        cands = [w for w in self.ready_workers() if w is not self.stopped]
         if not cands:
+            self.schedule(0.5, "worker_drain", self.fault_drain_worker)
             return
         w = self.rng.choice(cands)
         w.planned = "drain"
@@ -874,6 +886,7 @@ class Chaos:
 
         dead = r.call("XRANGE", self.prefix + "dead", "-", "+") or []
         dead_ids = collections.Counter()
+        self.dead_ids = dead_ids
         self.dead_entries = []
         for sid, fields in dead:
             f = dict(zip(fields[0::2], fields[1::2]))
@@ -916,7 +929,9 @@ class Chaos:
         """Resubmitting finished ids: ACCEPTED duplicate done, the stored
         RESULT with the very same bytes, no new event."""
         sm = self.sm
-        sample = self.rng.sample(self.regular, min(50, len(self.regular)))
+        done = [j for j in self.regular if sm.jobs[j].final == "result"
+                and j not in self.dead_ids]
+        sample = self.rng.sample(done, min(50, len(done)))
         before = r.call("XLEN", self.prefix + "events")
         c = scl.Client(scl.tcp(self.submit_port), self.ctx)
         try:
