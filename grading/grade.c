@@ -17,7 +17,6 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,70 +162,67 @@ static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const agg
     return m;
 }
 
-/* Pack result (a map) once and produce out->data with "digest" spliced in. */
+/* Pack result (a map) once, with "digest" in its sorted place, and digest it.
+ *
+ * The digest input is [engine, rubric hash, responses, result-without-digest]:
+ * its head (up to the result's map header) is packed on its own; the result's
+ * entries are packed straight into out->data around a 73-byte hole where the
+ * "digest" entry goes, and the hash streams head, the entries before the hole
+ * and the entries after it, so nothing is packed or copied twice. */
 static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *responses,
                                      tnode_t *result, grading_result_t *out)
 {
     grading_err_t rc = GRADING_ERR_NOMEM;
-    msgpack_sbuffer head, body;
-    msgpack_sbuffer_init(&head);
-    msgpack_sbuffer_init(&body);
-    msgpack_packer ph, pb;
-    msgpack_packer_init(&ph, &head, msgpack_sbuffer_write);
-    msgpack_packer_init(&pb, &body, msgpack_sbuffer_write);
-    /* head: [engine, hash, responses, <map header> */
+    tbuf_t head = {0}, body = {0};
     tnode_t *resp = responses && responses->type == MSGPACK_OBJECT_MAP
                         ? responses_normalize(c->a, responses, 0)
                         : t_map(c->a);
     if (c->a->oom || !resp)
         goto out;
-    size_t el = strlen(GRADING_ENGINE);
-    if (msgpack_pack_array(&ph, 4) || msgpack_pack_str(&ph, el) ||
-        msgpack_pack_str_body(&ph, GRADING_ENGINE, el) || msgpack_pack_str(&ph, 64) ||
-        msgpack_pack_str_body(&ph, c->r->hash, 64) || !t_pack(resp, &ph) ||
-        msgpack_pack_map(&ph, result->n))
-        goto out;
-    /* body: the result's entries in key order, without a map header; split
-     * is where "digest" sorts among them */
+    tbuf_reserve(&head, 4096);
+    tbuf_pack_array(&head, 4);
+    tbuf_pack_str(&head, GRADING_ENGINE, strlen(GRADING_ENGINE));
+    tbuf_pack_str(&head, c->r->hash, 64);
+    t_pack(resp, &head);
+    tbuf_pack_map(&head, result->n);
+    /* out->data: map header (n + 1), entries sorting before "digest", the
+     * digest entry, the rest */
     t_sort_keys(result);
-    size_t split = (size_t)-1;
-    for (size_t i = 0; i < result->n; i++) {
-        if (split == (size_t)-1 && strcmp(result->keys[i], "digest") > 0)
-            split = body.size;
-        size_t kl = strlen(result->keys[i]);
-        if (msgpack_pack_str(&pb, kl) || msgpack_pack_str_body(&pb, result->keys[i], kl) ||
-            !t_pack(result->kids[i], &pb))
-            goto out;
+    tbuf_reserve(&body, 32768);
+    tbuf_pack_map(&body, result->n + 1);
+    size_t first = body.len, i = 0;
+    for (; i < result->n && strcmp(result->keys[i], "digest") < 0; i++) {
+        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+        t_pack(result->kids[i], &body);
     }
-    if (split == (size_t)-1)
-        split = body.size;
-    size_t hdr = 0;
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const unsigned char *)head.data, head.size);
-    crypto_hash_sha256_update(&st, (const unsigned char *)body.data + hdr, body.size - hdr);
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, h);
-    sodium_bin2hex(out->digest, sizeof out->digest, h, sizeof h);
-    /* final: map header (n + 1), entries before split, digest, the rest */
-    msgpack_sbuffer fin;
-    msgpack_sbuffer_init(&fin);
-    msgpack_packer pf;
-    msgpack_packer_init(&pf, &fin, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pf, result->n + 1) ||
-        msgpack_sbuffer_write(&fin, body.data + hdr, split - hdr) || msgpack_pack_str(&pf, 6) ||
-        msgpack_pack_str_body(&pf, "digest", 6) || msgpack_pack_str(&pf, 64) ||
-        msgpack_pack_str_body(&pf, out->digest, 64) ||
-        msgpack_sbuffer_write(&fin, body.data + split, body.size - split)) {
-        msgpack_sbuffer_destroy(&fin);
+    size_t hole = body.len;
+    static const char ZEROS[64];
+    tbuf_pack_str(&body, "digest", 6);
+    size_t hex_at = body.len + 2; /* after the str8 header of 64 digits */
+    tbuf_pack_str(&body, ZEROS, 64);
+    size_t rest = body.len;
+    for (; i < result->n; i++) {
+        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+        t_pack(result->kids[i], &body);
+    }
+    if (head.oom || body.oom)
         goto out;
-    }
-    out->data = (uint8_t *)fin.data;
-    out->len = fin.size;
+    sha256_t *h = sha256_begin(c->r->sha256_md);
+    if (!h)
+        goto out;
+    sha256_update(h, head.data, head.len);
+    sha256_update(h, body.data + first, hole - first);
+    sha256_update(h, body.data + rest, body.len - rest);
+    if (!sha256_end(h, out->digest))
+        goto out;
+    memcpy(body.data + hex_at, out->digest, 64);
+    out->data = body.data;
+    out->len = body.len;
+    body.data = NULL;
     rc = GRADING_OK;
 out:
-    msgpack_sbuffer_destroy(&head);
-    msgpack_sbuffer_destroy(&body);
+    tbuf_free(&head);
+    tbuf_free(&body);
     return rc;
 }
 

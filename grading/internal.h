@@ -77,8 +77,39 @@ void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
 tnode_t *t_get(const tnode_t *map, const char *key);
 /* Sort a map's keys bytewise in place (t_pack does it too). */
 void t_sort_keys(tnode_t *map);
+
+/* A growing byte buffer (malloc'd; data may be handed to a caller to free).
+ * The tbuf_pack_* writers produce msgpack-c's smallest encodings. A failed
+ * allocation sets oom and turns later writes into no-ops. */
+typedef struct tbuf {
+    uint8_t *data;
+    size_t len, cap;
+    bool oom;
+} tbuf_t;
+bool tbuf_reserve(tbuf_t *b, size_t n);
+void tbuf_write(tbuf_t *b, const void *p, size_t n);
+void tbuf_free(tbuf_t *b);
+void tbuf_pack_array(tbuf_t *b, size_t n);
+void tbuf_pack_map(tbuf_t *b, size_t n);
+void tbuf_pack_str(tbuf_t *b, const char *s, size_t n);
+void tbuf_pack_int(tbuf_t *b, int64_t v);
 /* Pack with map keys sorted bytewise. Returns false on allocation failure. */
-bool t_pack(tnode_t *n, msgpack_packer *pk);
+bool t_pack(tnode_t *n, tbuf_t *b);
+
+/* ---- SHA-256 (sha256.c) ---- */
+/* OpenSSL's libcrypto, which uses the CPU's SHA extensions where there are
+ * some. A context is made per use; md is the fetched SHA-256 the rubric
+ * holds (NULL fetches it per call). */
+typedef struct sha256 sha256_t;
+sha256_t *sha256_begin(const void *md);
+void sha256_update(sha256_t *h, const void *p, size_t n);
+/* Finish, write 64 lowercase hex digits and a NUL to hex, free h. False on
+ * failure (h freed all the same). */
+bool sha256_end(sha256_t *h, char hex[65]);
+/* SHA-256 of p[0..n) in hex. */
+bool sha256_hex(const void *md, const void *p, size_t n, char hex[65]);
+void *sha256_md_fetch(void);
+void sha256_md_free(void *md);
 
 /* ---- exact decimals ---- */
 /* value = m * 10^e, normalised: m has no trailing zero digits, m == 0 => e == 0,
@@ -151,6 +182,14 @@ typedef struct tokens {
     size_t n;
     uint32_t paragraphs;
     uint32_t sentences;
+    /* The rubric phrase words each token can match (lexicon_match_tokens):
+     * match[match_at[i] .. match_at[i + 1]) for token i, each entry
+     * word << 8 | typo, typo 0 for an exact match (stem, normalised form or
+     * synonym) and otherwise the largest typo_min_length that admits it as a
+     * misspelling. NULL until computed. */
+    uint32_t *match_at;
+    uint32_t *match;
+    const struct lexicon *match_lx; /* the lexicon the lists refer to */
 } tokens_t;
 
 typedef struct stemmer_box stemmer_box_t;
@@ -167,6 +206,22 @@ bool text_span_negated(const tokens_t *tk, size_t start, size_t end);
 char *text_fold(arena_t *a, const char *s, size_t len);
 /* Damerau-Levenshtein distance is at most 1. */
 bool text_within_one_edit(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ---- phrase lexicon (lexicon.c): an item's phrase words, indexed ---- */
+typedef struct lexicon lexicon_t;
+/* Load time. *lxp is created on first use. Word id of a phrase word (norm,
+ * stem, synonym set), added when new; -1 when out of memory. */
+int32_t lexicon_intern(lexicon_t **lxp, const char *norm, uint32_t norm_len, const char *stem,
+                       uint32_t stem_len, int32_t syn);
+/* Phrases of the lexicon are matched with typos from typo_min letters. */
+bool lexicon_typo_min(lexicon_t **lxp, int64_t typo_min);
+/* Index the interned words once the rubric is compiled (synonyms included). */
+bool lexicon_finish(lexicon_t *lx, const grading_rubric_t *r);
+void lexicon_free(lexicon_t *lx);
+size_t lexicon_memory(const lexicon_t *lx);
+/* Fill tk->match_at / tk->match for every token (allocated in a); lx may be
+ * NULL (an item without phrases: every list is empty). */
+bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk);
 
 /* ---- compiled rubric model ---- */
 typedef enum item_type {
@@ -223,7 +278,8 @@ struct item {
     int64_t weight_milli;
     element_ref_t *elements;
     size_t n_elements;
-    void *spec; /* type-specific compiled spec */
+    void *spec;         /* type-specific compiled spec */
+    lexicon_t *lexicon; /* the words of the item's phrases (lexicon.c), or NULL */
 };
 
 typedef struct alias_group {
@@ -258,6 +314,7 @@ struct grading_rubric {
     uint8_t *canonical;
     size_t canonical_len;
     char hash[65];
+    void *sha256_md; /* the fetched SHA-256 (sha256.c), for digests */
     void *pcre_mctx; /* pcre2_match_context_8 with limits; read-only once built */
     void **patterns; /* compiled pcre2_code_8, freed with the rubric */
     size_t n_patterns, cap_patterns;
@@ -279,7 +336,8 @@ typedef struct loader {
     arena_t *ta;         /* scratch arena: canonical tree */
     grading_error_t *errs;
     size_t n_errs, max_errs, total_errs;
-    void *stemmer; /* stemmer_box_t, for stemming rubric phrases */
+    void *stemmer;       /* stemmer_box_t, for stemming rubric phrases */
+    lexicon_t **lexicon; /* the item being compiled: where its phrase words go */
 } loader_t;
 
 void ld_error(loader_t *L, const char *path, const char *fmt, ...)

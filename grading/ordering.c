@@ -496,7 +496,8 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
         if (rc != GRADING_OK)
             return rc;
         tokens_t toks;
-        if (!text_tokenize(c->a, ctx_stemmer(c), text, len, &toks))
+        if (!text_tokenize(c->a, ctx_stemmer(c), text, len, &toks) ||
+            !lexicon_match_tokens(it->lexicon, c->a, &toks))
             return GRADING_ERR_NOMEM;
         for (int i = 0; i < os->n; i++) {
             size_t s, e;

@@ -239,7 +239,8 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
         return rc;
     char *tcopy = text ? arena_strndup(c->a, text, len) : arena_strdup(c->a, "");
     tokens_t tk = {0};
-    if (!tcopy || !text_tokenize(c->a, ctx_stemmer(c), tcopy, len, &tk))
+    if (!tcopy || !text_tokenize(c->a, ctx_stemmer(c), tcopy, len, &tk) ||
+        !lexicon_match_tokens(it->lexicon, c->a, &tk))
         return GRADING_ERR_NOMEM;
     /* the picked rows */
     bool *picked = arena_alloc(c->a, (ps->n + 1) * sizeof *picked);

@@ -19,7 +19,6 @@
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +291,9 @@ static void compile_items(loader_t *L, json_t *root, tnode_t *canon)
             allowed[na++] = ops->keys[k];
         allowed[na] = NULL;
         ld_check_keys(L, o, p, allowed);
+        L->lexicon = &it->lexicon;
         ops->compile(L, it, o, c, p);
+        L->lexicon = NULL;
         for (size_t a = 0; a < it->n_elements; a++)
             for (size_t b = 0; b < a; b++)
                 if (strcmp(it->elements[a].id, it->elements[b].id) == 0)
@@ -441,20 +442,24 @@ static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error
         rc = GRADING_ERR_INVALID_RUBRIC;
         goto done;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (!t_pack(canon, &pk)) {
-        msgpack_sbuffer_destroy(&sb);
+    for (size_t i = 0; i < r->n_items; i++)
+        if (!lexicon_finish(r->items[i].lexicon, r)) {
+            rc = GRADING_ERR_NOMEM;
+            goto done;
+        }
+    tbuf_t cb = {0};
+    if (!t_pack(canon, &cb)) {
+        tbuf_free(&cb);
         rc = GRADING_ERR_NOMEM;
         goto done;
     }
-    r->canonical = (uint8_t *)sb.data;
-    r->canonical_len = sb.size;
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, r->canonical, r->canonical_len);
-    sodium_bin2hex(r->hash, sizeof r->hash, h, sizeof h);
+    r->canonical = cb.data;
+    r->canonical_len = cb.len;
+    r->sha256_md = sha256_md_fetch();
+    if (!r->sha256_md || !sha256_hex(r->sha256_md, r->canonical, r->canonical_len, r->hash)) {
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
 done:
     if (n_errs)
         *n_errs = L.n_errs;
@@ -584,6 +589,9 @@ void grading_rubric_destroy(grading_rubric_t **self_p)
     free(r->patterns);
     pcre2_match_context_free(r->pcre_mctx);
     free(r->canonical);
+    sha256_md_free(r->sha256_md);
+    for (size_t i = 0; r->items && i < r->n_items; i++)
+        lexicon_free(r->items[i].lexicon);
     arena_free(&r->arena);
     free(r);
     *self_p = NULL;
@@ -609,6 +617,8 @@ const void *grading_rubric_canonical(const grading_rubric_t *r, size_t *len)
 size_t grading_rubric_memory(const grading_rubric_t *r)
 {
     size_t n = sizeof *r + r->arena.total + r->canonical_len;
+    for (size_t i = 0; i < r->n_items; i++)
+        n += lexicon_memory(r->items[i].lexicon);
     for (size_t i = 0; i < r->n_patterns; i++) {
         size_t sz = 0;
         pcre2_pattern_info(r->patterns[i], PCRE2_INFO_SIZE, &sz);

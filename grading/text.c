@@ -27,9 +27,7 @@
 #include <string.h>
 
 typedef struct ptoken {
-    const char *norm, *stem;
-    uint32_t norm_len, stem_len;
-    int syn;
+    uint32_t word; /* lexicon word id: tokens carry the ids they match */
     bool negator;
 } ptoken_t;
 
@@ -37,6 +35,7 @@ typedef struct phrase {
     const char *src;
     ptoken_t *t;
     size_t n;
+    bool has_negator; /* a word of the phrase is a negator ("not late") */
 } phrase_t;
 
 typedef enum el_kind {
@@ -67,6 +66,7 @@ struct text_spec {
     element_t *el;
     size_t n;
     int64_t typo_min;
+    lexicon_t *const *lexicon; /* the item's (item_t.lexicon) */
 };
 
 static const char *const TEXT_KEYS[] = {"elements", "rules", "typo_min_length", NULL};
@@ -88,12 +88,21 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
         return false;
     for (size_t i = 0; i < tk.n; i++) {
         ptoken_t *p = &ph->t[i];
-        p->norm = arena_strndup(&L->r->arena, tk.v[i].norm, tk.v[i].norm_len);
-        p->norm_len = tk.v[i].norm_len;
-        p->stem = arena_strndup(&L->r->arena, tk.v[i].stem, tk.v[i].stem_len);
-        p->stem_len = tk.v[i].stem_len;
-        p->syn = rubric_synonym_of(L->r, p->stem, p->stem_len);
-        p->negator = (tk.v[i].flags & TOK_NEGATOR) != 0;
+        const token_t *t = &tk.v[i];
+        const char *norm = arena_strndup(&L->r->arena, t->norm, t->norm_len);
+        const char *stem = arena_strndup(&L->r->arena, t->stem, t->stem_len);
+        if (!norm || !stem)
+            return false;
+        int32_t w = L->lexicon ? lexicon_intern(L->lexicon, norm, t->norm_len, stem, t->stem_len,
+                                                rubric_synonym_of(L->r, stem, t->stem_len))
+                               : -1;
+        if (w < 0) {
+            L->r->arena.oom = true;
+            return false;
+        }
+        p->word = (uint32_t)w;
+        p->negator = (t->flags & TOK_NEGATOR) != 0;
+        ph->has_negator |= p->negator;
     }
     return true;
 }
@@ -149,6 +158,9 @@ void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *o
     if (!ts)
         return;
     ts->typo_min = ld_int(L, obj, canon, path, "typo_min_length", 6, 3, 100);
+    ts->lexicon = L->lexicon;
+    if (L->lexicon && !lexicon_typo_min(L->lexicon, ts->typo_min))
+        r->arena.oom = true;
     json_t *els = ld_array(L, obj, path, "elements", true);
     json_t *rules = ld_array(L, obj, path, "rules", false);
     size_t ne = els ? json_array_size(els) : 0, nr = rules ? json_array_size(rules) : 0;
@@ -248,40 +260,38 @@ static void text_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
 /* ---- matching ---- */
 
 typedef struct match_ctx {
-    const grading_rubric_t *r;
-    const tokens_t *toks;
-    int *syn; /* per candidate token, lazily computed (-2 = unknown) */
+    const tokens_t *toks; /* with match lists (lexicon_match_tokens) */
     int64_t typo_min;
 } match_ctx_t;
 
-static int token_syn(match_ctx_t *m, size_t i)
+/* 0 no match, 1 stem, normalised form or synonym, 2 within one edit: the
+ * word comparison of the top of the file, read from token i's match list. */
+static inline int token_match(const match_ctx_t *m, size_t i, const ptoken_t *p)
 {
-    if (m->syn[i] == -2)
-        m->syn[i] = m->r->n_synonyms
-                        ? rubric_synonym_of(m->r, m->toks->v[i].stem, m->toks->v[i].stem_len)
-                        : -1;
-    return m->syn[i];
+    const tokens_t *tk = m->toks;
+    for (uint32_t k = tk->match_at[i]; k < tk->match_at[i + 1]; k++)
+        if (tk->match[k] >> 8 == p->word) {
+            uint32_t typo = tk->match[k] & 255;
+            return typo == 0 ? 1 : m->typo_min <= (int64_t)typo ? 2 : 0;
+        }
+    return 0;
 }
 
-/* 0 no match, 1 stem or synonym, 2 within one edit. */
-static int token_match(match_ctx_t *m, size_t i, const ptoken_t *p)
+/* toks with match lists for lx: toks itself when it has them, else a copy in
+ * *tmp given its lists; NULL when out of memory. */
+static const tokens_t *with_matches(grade_ctx_t *c, const lexicon_t *lx, const tokens_t *toks,
+                                    tokens_t *tmp)
 {
-    const token_t *t = &m->toks->v[i];
-    if (t->stem_len == p->stem_len && memcmp(t->stem, p->stem, p->stem_len) == 0)
-        return 1;
-    if (t->norm_len == p->norm_len && memcmp(t->norm, p->norm, p->norm_len) == 0)
-        return 1;
-    if (p->syn >= 0 && token_syn(m, i) == p->syn)
-        return 1;
-    if ((int64_t)p->norm_len >= m->typo_min && !(t->flags & TOK_NUMBER) &&
-        t->norm_len + 1 >= p->norm_len && t->norm_len <= p->norm_len + 1 &&
-        (t->norm[0] == p->norm[0] || t->norm[1] == p->norm[1] || t->norm[1] == p->norm[0] ||
-         t->norm[0] == p->norm[1]) &&
-        (text_within_one_edit(t->norm, t->norm_len, p->norm, p->norm_len) ||
-         ((int64_t)p->stem_len >= m->typo_min &&
-          text_within_one_edit(t->stem, t->stem_len, p->stem, p->stem_len))))
-        return 2;
-    return 0;
+    if (toks->match_at && toks->match_lx == lx)
+        return toks;
+    *tmp = *toks;
+    return lexicon_match_tokens(lx, c->a, tmp) ? tmp : NULL;
+}
+
+/* Token i matches no phrase word of the item. */
+static inline bool token_unmatched(const tokens_t *tk, size_t i)
+{
+    return tk->match_at[i] == tk->match_at[i + 1];
 }
 
 typedef struct span {
@@ -291,7 +301,8 @@ typedef struct span {
 
 /* Find the phrase at start token i: all words within the window, any order,
  * one sentence. */
-static bool phrase_at(match_ctx_t *m, const phrase_t *ph, int64_t window, size_t i, span_t *out)
+static bool phrase_at(const match_ctx_t *m, const phrase_t *ph, int64_t window, size_t i,
+                      span_t *out)
 {
     const tokens_t *tk = m->toks;
     bool used[12] = {false};
@@ -317,6 +328,8 @@ static bool phrase_at(match_ctx_t *m, const phrase_t *ph, int64_t window, size_t
     for (size_t j = i + 1; need > 0 && j < tk->n && j < limit; j++) {
         if (tk->v[j].sentence != tk->v[i].sentence)
             break;
+        if (token_unmatched(tk, j))
+            continue;
         for (size_t w = 0; w < ph->n; w++) {
             if (used[w])
                 continue;
@@ -384,16 +397,14 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     /* phrases: scan token starts; matches do not overlap within an element */
     size_t next_free = 0;
     for (size_t i = 0; i < tk->n; i++) {
-        if (i < next_free)
+        if (i < next_free || token_unmatched(tk, i))
             continue;
         for (size_t p = 0; p < e->n_phrases; p++) {
             span_t sp;
             if (!phrase_at(m, &e->phrases[p], e->window, i, &sp))
                 continue;
-            bool has_neg = false;
-            for (size_t w = 0; w < e->phrases[p].n; w++)
-                has_neg |= e->phrases[p].t[w].negator;
-            bool neg = e->negatable && scoped_flag(tk, sp.first, sp.last, TOK_NEGATOR, has_neg);
+            bool neg = e->negatable &&
+                       scoped_flag(tk, sp.first, sp.last, TOK_NEGATOR, e->phrases[p].has_negator);
             bool hedge = e->reject_hedged && scoped_flag(tk, sp.first, sp.last, TOK_HEDGE, false);
             size_t s = tk->v[sp.first].start, en = tk->v[sp.last].end;
             if (neg || hedge) {
@@ -499,12 +510,11 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
                                   const char *path, item_result_t *out, size_t elem_base,
                                   int64_t *earned, grading_error_t *err)
 {
-    match_ctx_t m = {.r = c->r, .toks = toks, .typo_min = ts->typo_min};
-    m.syn = arena_alloc(c->a, (toks->n + 1) * sizeof *m.syn);
-    if (!m.syn)
+    tokens_t matched_toks;
+    toks = with_matches(c, ts->lexicon ? *ts->lexicon : NULL, toks, &matched_toks);
+    if (!toks)
         return GRADING_ERR_NOMEM;
-    for (size_t i = 0; i < toks->n; i++)
-        m.syn[i] = -2;
+    match_ctx_t m = {.toks = toks, .typo_min = ts->typo_min};
     int64_t sum = 0;
     uint32_t last_line = toks->n ? toks->v[toks->n - 1].line : 0;
     for (size_t k = 0; k < ts->n; k++) {
@@ -611,7 +621,8 @@ static grading_err_t text_grade(grade_ctx_t *c, const item_t *it, const msgpack_
     /* the text is copied NUL-terminated: PCRE2 and the scanners read it whole */
     char *text = s ? arena_strndup(c->a, s, len) : NULL;
     tokens_t toks = {0};
-    if (s && (!text || !text_tokenize(c->a, ctx_stemmer(c), text, len, &toks)))
+    if (s && (!text || !text_tokenize(c->a, ctx_stemmer(c), text, len, &toks) ||
+              !lexicon_match_tokens(it->lexicon, c->a, &toks)))
         return GRADING_ERR_NOMEM;
     if (toks.n == 0) {
         out->status = ST_UNANSWERED;
@@ -644,13 +655,19 @@ const item_ops_t text_ops = {"text", TEXT_KEYS, text_compile, text_grade};
 struct phrase_set {
     phrase_t *v;
     size_t n;
+    lexicon_t *const *lexicon; /* the item's (item_t.lexicon) */
 };
+
+#define PHRASE_SET_TYPO_MIN 6
 
 /* Compile phrases (src[0..n)) reported under path ("steps[2].phrases"). */
 phrase_set_t *text_phrases_compile(loader_t *L, char **src, size_t n, const char *path)
 {
     phrase_set_t *ps = arena_alloc(&L->r->arena, sizeof *ps);
     if (!ps)
+        return NULL;
+    ps->lexicon = L->lexicon;
+    if (L->lexicon && !lexicon_typo_min(L->lexicon, PHRASE_SET_TYPO_MIN))
         return NULL;
     ps->v = arena_alloc(&L->r->arena, (n + 1) * sizeof *ps->v);
     for (size_t k = 0; ps->v && k < n; k++)
@@ -666,25 +683,24 @@ bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *
 {
     if (!ps || ps->n == 0 || toks->n == 0)
         return false;
-    match_ctx_t m = {.r = c->r, .toks = toks, .typo_min = 6};
-    m.syn = arena_alloc(c->a, toks->n * sizeof *m.syn);
-    if (!m.syn)
+    tokens_t matched_toks;
+    toks = with_matches(c, ps->lexicon ? *ps->lexicon : NULL, toks, &matched_toks);
+    if (!toks)
         return false;
-    for (size_t i = 0; i < toks->n; i++)
-        m.syn[i] = -2;
-    for (size_t i = 0; i < toks->n; i++)
+    match_ctx_t m = {.toks = toks, .typo_min = PHRASE_SET_TYPO_MIN};
+    for (size_t i = 0; i < toks->n; i++) {
+        if (token_unmatched(toks, i))
+            continue;
         for (size_t p = 0; p < ps->n; p++) {
             span_t sp;
             if (!phrase_at(&m, &ps->v[p], 2, i, &sp))
                 continue;
-            bool has_neg = false;
-            for (size_t w = 0; w < ps->v[p].n; w++)
-                has_neg |= ps->v[p].t[w].negator;
-            if (scoped_flag(toks, sp.first, sp.last, TOK_NEGATOR, has_neg))
+            if (scoped_flag(toks, sp.first, sp.last, TOK_NEGATOR, ps->v[p].has_negator))
                 continue;
             *start = toks->v[sp.first].start;
             *end = toks->v[sp.last].end;
             return true;
         }
+    }
     return false;
 }

@@ -160,43 +160,176 @@ void t_sort_keys(tnode_t *m)
     }
 }
 
-/* Pack with map keys sorted bytewise. */
-bool t_pack(tnode_t *n, msgpack_packer *pk)
+/* ---- packing ----
+ *
+ * The writer below emits exactly what msgpack-c's msgpack_pack_* functions
+ * write (the smallest encoding of every integer, str8 for 32..255-byte
+ * strings), straight into one growing buffer: results are packed on every
+ * grading call, and a call through msgpack_sbuffer_write per token cost more
+ * than the encoding itself. */
+
+bool tbuf_reserve(tbuf_t *b, size_t n)
 {
-    int rc = 0;
+    if (b->oom)
+        return false;
+    if (b->cap - b->len >= n)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n) {
+        if (cap > SIZE_MAX / 2) {
+            b->oom = true;
+            return false;
+        }
+        cap *= 2;
+    }
+    uint8_t *d = realloc(b->data, cap);
+    if (!d) {
+        b->oom = true;
+        return false;
+    }
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+void tbuf_write(tbuf_t *b, const void *p, size_t n)
+{
+    if (n && tbuf_reserve(b, n)) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+    }
+}
+
+void tbuf_free(tbuf_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static inline void put_be(uint8_t *o, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        o[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+/* A header: fixed form when v fits in fix_max, else tag16/tag32 (tag8 too
+ * for strings). */
+static inline void pack_len(tbuf_t *b, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
+                            size_t v)
+{
+    if (!tbuf_reserve(b, 5))
+        return;
+    uint8_t *o = b->data + b->len;
+    if (v <= fix_max) {
+        o[0] = (uint8_t)(fix | v);
+        b->len += 1;
+    } else if (tag8 >= 0 && v < 256) {
+        o[0] = (uint8_t)tag8;
+        o[1] = (uint8_t)v;
+        b->len += 2;
+    } else if (v < 65536) {
+        o[0] = tag16;
+        put_be(o + 1, v, 2);
+        b->len += 3;
+    } else {
+        o[0] = (uint8_t)(tag16 + 1);
+        put_be(o + 1, v, 4);
+        b->len += 5;
+    }
+}
+
+void tbuf_pack_array(tbuf_t *b, size_t n)
+{
+    pack_len(b, 0x90, 15, -1, 0xdc, n);
+}
+
+void tbuf_pack_map(tbuf_t *b, size_t n)
+{
+    pack_len(b, 0x80, 15, -1, 0xde, n);
+}
+
+void tbuf_pack_str(tbuf_t *b, const char *s, size_t n)
+{
+    pack_len(b, 0xa0, 31, 0xd9, 0xda, n);
+    tbuf_write(b, s, n);
+}
+
+void tbuf_pack_int(tbuf_t *b, int64_t d)
+{
+    if (!tbuf_reserve(b, 9))
+        return;
+    uint8_t *o = b->data + b->len;
+    size_t n;
+    if (d < -(1LL << 5)) {
+        if (d < -(1LL << 15)) {
+            if (d < -(1LL << 31)) {
+                o[0] = 0xd3;
+                n = 8;
+            } else {
+                o[0] = 0xd2;
+                n = 4;
+            }
+        } else if (d < -(1LL << 7)) {
+            o[0] = 0xd1;
+            n = 2;
+        } else {
+            o[0] = 0xd0;
+            n = 1;
+        }
+    } else if (d < (1LL << 7)) {
+        o[0] = (uint8_t)d; /* positive or negative fixint */
+        n = 0;
+    } else if (d < (1LL << 16)) {
+        if (d < (1LL << 8)) {
+            o[0] = 0xcc;
+            n = 1;
+        } else {
+            o[0] = 0xcd;
+            n = 2;
+        }
+    } else if (d < (1LL << 32)) {
+        o[0] = 0xce;
+        n = 4;
+    } else {
+        o[0] = 0xcf;
+        n = 8;
+    }
+    if (n)
+        put_be(o + 1, (uint64_t)d, (int)n);
+    b->len += 1 + n;
+}
+
+/* Pack with map keys sorted bytewise. */
+bool t_pack(tnode_t *n, tbuf_t *b)
+{
     switch (n->kind) {
     case T_NIL:
-        rc = msgpack_pack_nil(pk);
+        tbuf_write(b, "\xc0", 1);
         break;
     case T_BOOL:
-        rc = n->i ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        tbuf_write(b, n->i ? "\xc3" : "\xc2", 1);
         break;
     case T_INT:
-        rc = msgpack_pack_int64(pk, n->i);
+        tbuf_pack_int(b, n->i);
         break;
     case T_STR:
-        rc = msgpack_pack_str(pk, n->len);
-        if (rc == 0)
-            rc = msgpack_pack_str_body(pk, n->s, n->len);
+        tbuf_pack_str(b, n->s, n->len);
         break;
     case T_ARR:
-        rc = msgpack_pack_array(pk, n->n);
-        for (size_t i = 0; rc == 0 && i < n->n; i++)
-            if (!t_pack(n->kids[i], pk))
-                return false;
+        tbuf_pack_array(b, n->n);
+        for (size_t i = 0; i < n->n && !b->oom; i++)
+            t_pack(n->kids[i], b);
         break;
     case T_MAP:
         t_sort_keys(n);
-        rc = msgpack_pack_map(pk, n->n);
-        for (size_t i = 0; rc == 0 && i < n->n; i++) {
-            size_t kl = strlen(n->keys[i]);
-            rc = msgpack_pack_str(pk, kl);
-            if (rc == 0)
-                rc = msgpack_pack_str_body(pk, n->keys[i], kl);
-            if (rc == 0 && !t_pack(n->kids[i], pk))
-                return false;
+        tbuf_pack_map(b, n->n);
+        for (size_t i = 0; i < n->n && !b->oom; i++) {
+            tbuf_pack_str(b, n->keys[i], strlen(n->keys[i]));
+            t_pack(n->kids[i], b);
         }
         break;
     }
-    return rc == 0;
+    return !b->oom;
 }
