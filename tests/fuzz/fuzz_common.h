@@ -9,8 +9,6 @@
 #define SCORELINE_FUZZ_COMMON_H
 
 #include <jansson.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,85 +47,6 @@ static inline char *fuzz_read_source_file(const char *rel, size_t *len)
     buf[n] = '\0';
     *len = (size_t)n;
     return buf;
-}
-
-/* Walk one msgpack value at p[*off..len) and tell whether every declared
- * length fits in the bytes that remain (an array of n needs n bytes at
- * least, a map 2n). msgpack-c allocates
- * a container's element array from its declared count before reading the
- * elements, so a 6-byte "array of 4 billion" asks for 96 GiB: proto_decode_*
- * refuse such bodies with a bounded pre-scan (PROTOCOL.md "Limits"); inputs
- * handed to msgpack_unpack without that scan are filtered with this. */
-static inline bool fuzz_msgpack_fits_at(const uint8_t *p, size_t len, size_t *off, int depth)
-{
-    if (depth > 200 || *off >= len)
-        return true; /* too deep or truncated: msgpack refuses it without a big allocation */
-    uint8_t b = p[(*off)++];
-    size_t rem = len - *off;
-    uint64_t n = 0, kids = 0, skip = 0;
-#define FUZZ_BE(k)                                                                                 \
-    do {                                                                                           \
-        if (rem < (k))                                                                             \
-            return true;                                                                           \
-        for (int i_ = 0; i_ < (k); i_++)                                                           \
-            n = n << 8 | p[*off + i_];                                                             \
-        *off += (k);                                                                               \
-        rem -= (k);                                                                                \
-    } while (0)
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
-        return true;
-    if ((b & 0xf0) == 0x80)
-        kids = 2u * (b & 0x0f);
-    else if ((b & 0xf0) == 0x90)
-        kids = b & 0x0f;
-    else if ((b & 0xe0) == 0xa0)
-        skip = b & 0x1f;
-    else
-        switch (b) {
-        case 0xc4: case 0xd9: FUZZ_BE(1); skip = n; break;
-        case 0xc5: case 0xda: FUZZ_BE(2); skip = n; break;
-        case 0xc6: case 0xdb: FUZZ_BE(4); skip = n; break;
-        case 0xc7: FUZZ_BE(1); skip = n + 1; break;
-        case 0xc8: FUZZ_BE(2); skip = n + 1; break;
-        case 0xc9: FUZZ_BE(4); skip = n + 1; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xca: case 0xce: case 0xd2: skip = 4; break;
-        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: skip = 2; break;
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xdc: FUZZ_BE(2); kids = n; break;
-        case 0xdd: FUZZ_BE(4); kids = n; break;
-        case 0xde: FUZZ_BE(2); kids = 2 * n; break;
-        case 0xdf: FUZZ_BE(4); kids = 2 * n; break;
-        default: return true; /* 0xc1: never used; msgpack refuses it */
-        }
-#undef FUZZ_BE
-    if (skip) {
-        /* strings and the like point into the input: too long is just truncated */
-        *off += skip < rem ? skip : rem;
-        return true;
-    }
-    if (kids > rem)
-        return false;
-    for (uint64_t i = 0; i < kids; i++) {
-        if (*off >= len)
-            return true; /* truncated: msgpack reports it */
-        if (!fuzz_msgpack_fits_at(p, len, off, depth + 1))
-            return false;
-    }
-    return true;
-}
-
-static inline bool fuzz_msgpack_fits(const uint8_t *p, size_t len)
-{
-    size_t off = 0;
-    if (getenv("FUZZ_NO_MSGPACK_PRESCAN"))
-        return true;
-    return fuzz_msgpack_fits_at(p, len, &off, 0);
 }
 
 /* The rubric text with only the items whose "type" is in types (a

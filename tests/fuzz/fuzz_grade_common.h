@@ -45,8 +45,7 @@ static inline void fuzz_pack_str(msgpack_packer *pk, const void *s, size_t n)
 
 /* Grade a packed responses map; rc and result out. */
 static inline grading_err_t fuzz_grade_packed(const grading_rubric_t *r, const char *buf,
-                                              size_t len, grading_result_t *res,
-                                              grading_error_t *e)
+                                              size_t len, grading_result_t *res, grading_error_t *e)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);

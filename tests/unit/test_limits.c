@@ -518,8 +518,9 @@ static char *rubric_with_items(size_t n)
 {
     size_t cap = 200 + n * 120;
     char *s = malloc(cap);
-    size_t k = (size_t)snprintf(s, cap, "{\"id\":\"many\",\"version\":\"1\",\"sections\":"
-                                        "[{\"id\":\"s\"}],\"items\":[");
+    size_t k = (size_t)snprintf(s, cap,
+                                "{\"id\":\"many\",\"version\":\"1\",\"sections\":"
+                                "[{\"id\":\"s\"}],\"items\":[");
     for (size_t i = 0; i < n; i++)
         k += (size_t)snprintf(s + k, cap - k,
                               "%s{\"id\":\"i%zu\",\"type\":\"choice\",\"section\":\"s\","
@@ -559,7 +560,8 @@ static void test_rubric_shape_limits_are_invalid_rubric(void **state)
         /* an identifier of 65 characters */
         {"{\"id\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
          "\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"c\",\"type\":"
-         "\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]}"
+         "\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]"
+         "}"
          "]}",
          "id"},
         /* a pattern that does not compile */
@@ -597,12 +599,13 @@ static void test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric(void **sta
         when[k++] = ')';
     when[k] = '\0';
     char json[1024];
-    snprintf(json, sizeof json,
-             "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":"
-             "\"c\",\"type\":\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":"
-             "true},{\"id\":\"b\"}]}],\"red_flags\":[{\"id\":\"f\",\"when\":\"%s\",\"reason\":\"r\","
-             "\"effect\":\"review\"}]}",
-             when);
+    snprintf(
+        json, sizeof json,
+        "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":"
+        "\"c\",\"type\":\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":"
+        "true},{\"id\":\"b\"}]}],\"red_flags\":[{\"id\":\"f\",\"when\":\"%s\",\"reason\":\"r\","
+        "\"effect\":\"review\"}]}",
+        when);
     grading_error_t e;
     assert_int_equal(load_err(json, strlen(json), &e), GRADING_ERR_INVALID_RUBRIC);
     assert_non_null(strstr(e.path, "red_flags[0]"));
@@ -628,6 +631,20 @@ static void test_deeply_nested_rubric_json_and_msgpack_are_refused(void **state)
     assert_int_equal(grading_rubric_load_msgpack(mp, sizeof mp, &r, &e),
                      GRADING_ERR_INVALID_RUBRIC);
     assert_null(r);
+}
+
+static void test_msgpack_rubric_declaring_more_than_it_holds_is_refused(void **state)
+{
+    /* {"items": array32 of 4294967295}: msgpack-c would ask for 96 GiB */
+    static const uint8_t bomb[] = {0x81, 0xa5, 'i',  't',  'e',  'm',
+                                   's',  0xdd, 0xff, 0xff, 0xff, 0xff};
+    assert_false(grading_msgpack_well_formed(bomb, sizeof bomb));
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    assert_int_equal(grading_rubric_load_msgpack(bomb, sizeof bomb, &r, &e),
+                     GRADING_ERR_INVALID_RUBRIC);
+    assert_null(r);
+    assert_string_equal(grading_err_code(e.code), "invalid_rubric");
 }
 
 static void test_text_of_1_mib_plus_1_is_limit_exceeded(void **state)
@@ -706,8 +723,7 @@ static void test_responses_beyond_the_rubric_items_are_invalid_response(void **s
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     text_arg_t arg = {"x", 1};
-    assert_int_equal(grade_one(r, "nope", pack_text, &arg, &res, &e),
-                     GRADING_ERR_INVALID_RESPONSE);
+    assert_int_equal(grade_one(r, "nope", pack_text, &arg, &res, &e), GRADING_ERR_INVALID_RESPONSE);
     assert_string_equal(e.path, "responses.nope");
     grading_rubric_destroy(&r);
 }
@@ -841,14 +857,17 @@ static void test_attempt_limits_are_invalid_attempt(void **state)
     assert_int_equal(parse_attempt(buf, &e), ATTEMPT_ERR_INVALID);
     assert_non_null(strstr(e.path, "responses."));
     free(name);
-    assert_int_equal(parse_attempt("{\"job_id\":\"a\\u0001\",\"rubric\":\"r\",\"responses\":{}}", &e),
-                     ATTEMPT_ERR_INVALID);
-    assert_int_equal(parse_attempt("{\"rubric\":\"r\",\"rubric_hash\":\"ABC\",\"responses\":{}}", &e),
-                     ATTEMPT_ERR_INVALID);
+    assert_int_equal(
+        parse_attempt("{\"job_id\":\"a\\u0001\",\"rubric\":\"r\",\"responses\":{}}", &e),
+        ATTEMPT_ERR_INVALID);
+    assert_int_equal(
+        parse_attempt("{\"rubric\":\"r\",\"rubric_hash\":\"ABC\",\"responses\":{}}", &e),
+        ATTEMPT_ERR_INVALID);
     assert_string_equal(e.path, "rubric_hash");
     /* duplicate keys anywhere: invalid JSON for the loader */
-    assert_int_equal(parse_attempt("{\"rubric\":\"r\",\"responses\":{\"a\":{\"x\":1,\"x\":2}}}", &e),
-                     ATTEMPT_ERR_JSON);
+    assert_int_equal(
+        parse_attempt("{\"rubric\":\"r\",\"responses\":{\"a\":{\"x\":1,\"x\":2}}}", &e),
+        ATTEMPT_ERR_JSON);
     assert_string_equal(attempt_err_code(e.code), "invalid_json");
 }
 
@@ -902,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_rubric_shape_limits_are_invalid_rubric),
         cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric),
         cmocka_unit_test(test_deeply_nested_rubric_json_and_msgpack_are_refused),
+        cmocka_unit_test(test_msgpack_rubric_declaring_more_than_it_holds_is_refused),
         cmocka_unit_test(test_text_of_1_mib_plus_1_is_limit_exceeded),
         cmocka_unit_test(test_lists_longer_than_their_limit_are_limit_exceeded),
         cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
