@@ -34,6 +34,7 @@
 #define BROKER_READ_BURST 256    /* messages read per socket per turn */
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
+#define BROKER_SWEEP_MS 5000           /* journal sweep interval */
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -70,6 +71,8 @@ struct broker {
     pending_result_t *pending;
     size_t npending, cap_pending;
     int64_t next_tick_ms;
+    int64_t next_sweep_ms;
+    char sweep_cursor[64];
     int64_t stop_deadline_ms;
     int draining;
 };
@@ -77,25 +80,31 @@ struct broker {
 /* ---- sending ---------------------------------------------------------- */
 
 /* Send [identity][""?]["SCL1"][cmd][body] on a ROUTER. */
-static void send_routed(void *sock, const void *identity, size_t id_len, int delimiter,
-                        proto_cmd_t cmd, const void *body, size_t body_len)
+/* Returns 0, or -1 with errno when the message could not be queued: on the
+ * work socket (ZMQ_ROUTER_MANDATORY) EHOSTUNREACH means the worker's
+ * connection is gone, EAGAIN that its pipe is full. */
+static int send_routed(void *sock, const void *identity, size_t id_len, int delimiter,
+                       proto_cmd_t cmd, const void *body, size_t body_len)
 {
     const char *name = proto_cmd_name(cmd);
     if (zmq_send(sock, identity, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return;
+        return -1;
     if (delimiter)
         zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(sock, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(sock, name, strlen(name), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(sock, body, body_len, ZMQ_DONTWAIT);
+    return 0;
 }
 
-static void send_to_worker(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const void *body,
-                           size_t len)
+static int send_to_worker(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const void *body,
+                          size_t len)
 {
-    send_routed(b->work, w->identity, w->identity_len, 0, cmd, body, len);
     w->last_sent_ms = clock_mono_ms();
+    return send_routed(b->work, w->identity, w->identity_len, 0, cmd, body, len);
 }
+
+static void worker_charge_lost(broker_t *b, queue_worker_t *w, const char *why);
 
 /* Count refused jobs by their wire code. */
 static void count_rejection(broker_t *b, const char *code)
@@ -389,6 +398,13 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
         if (it->outcome == JOURNAL_DONE) {
             sj->duplicate = 1;
             sj->state = PROTO_STATE_DONE;
+            continue;
+        }
+        if (it->outcome == JOURNAL_DEAD) {
+            stage_reject(sj, "dead_letter",
+                         "the job was given up earlier (%s); 'scoreline dead retry' submits it "
+                         "again",
+                         it->event ? it->event : "see scoreline dead show");
             continue;
         }
         if (it->outcome == JOURNAL_UNKNOWN_RUBRIC) {
@@ -693,6 +709,7 @@ static void work_message(broker_t *b, frames_t *fr)
         if (!w)
             return;
         w->credit = rd.credit;
+        w->threads = rd.threads ? rd.threads : 1;
         w->last_seen_ms = now;
         w->draining = 0;
         proto_str_copy(rd.worker, w->name, sizeof w->name);
@@ -761,7 +778,7 @@ static journal_entry_t job_entry(const queue_job_t *j)
                              .body = j->body,
                              .body_len = j->body_len,
                              .accepted_us = j->accepted_us,
-                             .attempts = j->attempt};
+                             .attempts = j->failures};
 }
 
 /* A delivery of j ended without a result (worker lost, time-to-run): note
@@ -770,6 +787,7 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
 {
+    j->failures++;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(j->last_reason, sizeof j->last_reason, fmt, ap);
@@ -785,10 +803,9 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
 static void dead_letter(broker_t *b, queue_job_t *j)
 {
     char reason[300];
-    snprintf(reason, sizeof reason, "delivered %u times without a result; last: %s",
-             j->attempt - 1, j->last_reason[0] ? j->last_reason : "unknown");
+    snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
+             j->last_reason[0] ? j->last_reason : "unknown");
     journal_entry_t e = job_entry(j);
-    e.attempts = j->attempt - 1;
     if (journal_dead(b->journal, &e, reason, clock_wall_us()) != 0) {
         /* Not stored: keep the job; it is retried when Redis is back. */
         j->attempt--;
@@ -796,7 +813,7 @@ static void dead_letter(broker_t *b, queue_job_t *j)
         return;
     }
     b->m.dead_letters++;
-    log_warn("job.dead_letter", "job_id=%s attempts=%u reason=\"%s\"", j->id, j->attempt - 1,
+    log_warn("job.dead_letter", "job_id=%s failures=%u reason=\"%s\"", j->id, j->failures,
              reason);
     if (j->reply_to_len) {
         proto_rejected_job_t rj = {.job_id = proto_str(j->id),
@@ -820,7 +837,7 @@ static void dispatch(broker_t *b)
     int64_t now = clock_mono_ms();
     queue_job_t *j;
     while ((j = queue_dispatch(b->queue, now)) != NULL) {
-        if (j->attempt > b->cfg.max_attempts) {
+        if (j->failures >= b->cfg.max_attempts) {
             dead_letter(b, j);
             if (!journal_is_up(b->journal))
                 return;
@@ -834,8 +851,36 @@ static void dispatch(broker_t *b)
             queue_job_requeue(b->queue, j);
             return;
         }
-        send_to_worker(b, j->worker, PROTO_CMD_JOB, b->out.data, b->out.size);
+        queue_worker_t *w = j->worker;
+        if (send_to_worker(b, w, PROTO_CMD_JOB, b->out.data, b->out.size) != 0) {
+            int gone = errno == EHOSTUNREACH;
+            /* Not sent: this delivery did not happen. */
+            j->attempt--;
+            queue_job_requeue(b->queue, j);
+            if (!gone)
+                return; /* its pipe is full: try again next turn */
+            b->m.workers_lost++;
+            log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"",
+                     w->name, w->inflight);
+            worker_charge_lost(b, w, "closed its connection");
+            queue_worker_remove(b->queue, w);
+        }
     }
+}
+
+/* Worker w is gone with jobs in hand. It grades its jobs in the order it
+ * got them, `threads` at a time, so the oldest `threads` are the ones it
+ * was most likely grading when it died: only those are charged a failed
+ * delivery (a job that kills its worker is among them every time and
+ * reaches the dead-letter limit); the rest were waiting in its queue and go
+ * back without a charge. The running list is newest first. */
+static void worker_charge_lost(broker_t *b, queue_worker_t *w, const char *why)
+{
+    uint32_t threads = w->threads ? w->threads : 1;
+    uint32_t i = 0;
+    for (queue_job_t *j = w->running; j; j = j->run_next, i++)
+        if (i + threads >= w->inflight)
+            delivery_failed(b, j, "worker %s %s", w->name, why);
 }
 
 static void on_ttr_expired(queue_job_t *job, void *arg)
@@ -854,6 +899,8 @@ static void on_ttr_expired(queue_job_t *job, void *arg)
     delivery_failed(b, job, "time-to-run of %u ms passed on worker %s", job->ttr_ms,
                     job->worker->name);
 }
+
+static void journal_sweep(broker_t *b, int64_t now);
 
 /* Once per heartbeat interval: liveness, heartbeats, time-to-run, Redis. */
 static void tick(broker_t *b)
@@ -874,8 +921,7 @@ static void tick(broker_t *b)
             b->m.workers_lost++;
             log_warn("worker.lost", "worker=%s silent_ms=%lld inflight=%u", w->name,
                      (long long)(now - w->last_seen_ms), w->inflight);
-            for (queue_job_t *j = w->running; j; j = j->run_next)
-                delivery_failed(b, j, "worker %s stopped answering heartbeats", w->name);
+            worker_charge_lost(b, w, "stopped answering heartbeats");
             queue_worker_remove(b->queue, w); /* its jobs go back to the head */
         } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
             worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL);
@@ -884,6 +930,7 @@ static void tick(broker_t *b)
     }
     queue_expire(b->queue, now, on_ttr_expired, b);
     journal_ensure(b->journal, now);
+    journal_sweep(b, now);
 }
 
 static void gauges(broker_t *b, metrics_gauges_t *g)
@@ -898,6 +945,44 @@ static void gauges(broker_t *b, metrics_gauges_t *g)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+static void recover_job(void *arg, const journal_entry_t *e);
+
+/* During a sweep: an entry whose job is held under another entry is a
+ * redundant copy; one whose job is not held at all was journaled without
+ * the broker hearing of it (a reply lost with Redis): adopt it. */
+static void sweep_entry(void *arg, const journal_entry_t *e)
+{
+    broker_t *b = arg;
+    queue_job_t *held = queue_job_find(b->queue, e->job_id, e->job_id_len);
+    if (held) {
+        if (strcmp(held->stream_id, e->stream_id) != 0) {
+            log_info("journal.orphan_removed", "job_id=%.*s stream_id=%s", (int)e->job_id_len,
+                     e->job_id, e->stream_id);
+            journal_forget(b->journal, e->stream_id);
+        }
+        return;
+    }
+    if (!queue_has_room(b->queue))
+        return;
+    log_warn("journal.orphan_adopted", "job_id=%.*s stream_id=%s", (int)e->job_id_len, e->job_id,
+             e->stream_id);
+    recover_job(arg, e);
+}
+
+/* Walk the journal a page at a time, every few seconds, so entries the
+ * broker does not hold are cleaned up or adopted while it runs. */
+static void journal_sweep(broker_t *b, int64_t now)
+{
+    /* Results waiting to be stored have left the queue but not the
+     * journal: not a moment to judge journal entries. */
+    if (now < b->next_sweep_ms || !journal_is_up(b->journal) || b->npending)
+        return;
+    b->next_sweep_ms = now + BROKER_SWEEP_MS;
+    int at_end;
+    journal_scan(b->journal, b->sweep_cursor, sizeof b->sweep_cursor, 500, sweep_entry, b,
+                 &at_end);
+}
+
 static void recover_job(void *arg, const journal_entry_t *e)
 {
     broker_t *b = arg;
@@ -908,17 +993,30 @@ static void recover_job(void *arg, const journal_entry_t *e)
     snprintf(job->stream_id, sizeof job->stream_id, "%s", e->stream_id);
     job->accepted_us = e->accepted_us;
     job->attempt = e->attempts;
+    job->failures = e->attempts;
     if (e->attempts)
         snprintf(job->last_reason, sizeof job->last_reason,
                  "%u deliveries failed before a broker restart", e->attempts);
     job->ttr_ms = (uint32_t)b->cfg.ttr_ms;
+    /* The job's own time-to-run, if it set one, lives in its record. */
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    if (msgpack_unpack_next(&u, e->body, e->body_len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        proto_job_t pj;
+        proto_error_t perr;
+        if (proto_job_from_object(&u.data, "job", &pj, &perr) == PROTO_OK && pj.ttr_ms)
+            job->ttr_ms = pj.ttr_ms;
+    }
+    msgpack_unpacked_destroy(&u);
     if (queue_job_add(b->queue, job) != QUEUE_OK) {
         queue_job_free(job);
         journal_forget(b->journal, e->stream_id);
     }
 }
 
-static void *bind_socket(broker_t *b, int type, char *ep, size_t epcap, char *err, size_t errlen)
+static void *bind_socket(broker_t *b, int type, int mandatory, char *ep, size_t epcap, char *err,
+                         size_t errlen)
 {
     void *s = zmq_socket(b->ctx, type);
     if (!s) {
@@ -932,6 +1030,12 @@ static void *bind_socket(broker_t *b, int type, char *ep, size_t epcap, char *er
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (mandatory) {
+        /* Tell us when a worker's connection is gone instead of dropping
+         * its JOBs silently: the job then goes back uncharged. */
+        int one = 1;
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    }
     if (zmq_bind(s, ep) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
         zmq_close(s);
@@ -987,11 +1091,11 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
     }
     if (n > 0)
         log_info("journal.recovered", "jobs=%ld", n);
-    if (!(b->submit = bind_socket(b, ZMQ_ROUTER, b->cfg.submit_ep, sizeof b->cfg.submit_ep, err,
-                                  errlen)) ||
-        !(b->work =
-              bind_socket(b, ZMQ_ROUTER, b->cfg.work_ep, sizeof b->cfg.work_ep, err, errlen)) ||
-        !(b->events = bind_socket(b, ZMQ_PUB, b->cfg.events_ep, sizeof b->cfg.events_ep, err,
+    if (!(b->submit = bind_socket(b, ZMQ_ROUTER, 0, b->cfg.submit_ep, sizeof b->cfg.submit_ep,
+                                  err, errlen)) ||
+        !(b->work = bind_socket(b, ZMQ_ROUTER, 1, b->cfg.work_ep, sizeof b->cfg.work_ep, err,
+                                errlen)) ||
+        !(b->events = bind_socket(b, ZMQ_PUB, 0, b->cfg.events_ep, sizeof b->cfg.events_ep, err,
                                   errlen))) {
         broker_destroy(&b);
         return NULL;

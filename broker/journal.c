@@ -23,7 +23,9 @@ static const char SUBMIT_LUA[] =
     "for b = 4, #ARGV, 5 do\n"
     "  local id, hash, rubric, inline, job = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]\n"
     "  local done = redis.call('GET', prefix .. 'done:' .. id)\n"
-    "  if done then\n"
+    "  if done and string.sub(done, 1, 5) == 'DEAD:' then\n"
+    "    out[#out+1] = {'dead', string.sub(done, 6)}\n"
+    "  elseif done then\n"
     "    out[#out+1] = {'done', done}\n"
     "  else\n"
     "    local ok = true\n"
@@ -78,8 +80,12 @@ static const char REQUEUED_LUA[] =
     "if old ~= '' then redis.call('XDEL', journal, old) end\n"
     "return sid\n";
 
+/* Dead-lettering claims the job id in the done-set ("DEAD:" + reason, which
+ * no score event starts with) so that a late result for it is dropped and a
+ * resubmission is answered dead_letter until `scoreline dead retry`. */
 static const char DEAD_LUA[] =
     "local journal, dead, old = ARGV[1], ARGV[2], ARGV[3]\n"
+    "redis.call('SET', ARGV[11] .. 'done:' .. ARGV[4], 'DEAD:' .. ARGV[8], 'EX', ARGV[12])\n"
     "redis.call('XADD', dead, '*', 'job_id', ARGV[4], 'hash', ARGV[5], 'accepted_us', ARGV[6],\n"
     "           'attempts', ARGV[7], 'reason', ARGV[8], 'dead_us', ARGV[9], 'journal', journal,\n"
     "           'job', ARGV[10])\n"
@@ -286,6 +292,14 @@ int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *it
             it->outcome = JOURNAL_ACCEPTED;
             reply_copy(it->stream_id, sizeof it->stream_id, e->element[1]);
             reply_copy(it->resolved_hash, sizeof it->resolved_hash, e->element[2]);
+        } else if (strcmp(kind, "dead") == 0) {
+            it->outcome = JOURNAL_DEAD;
+            it->event = malloc(e->element[1]->len + 1);
+            if (it->event) {
+                memcpy(it->event, e->element[1]->str, e->element[1]->len);
+                it->event[e->element[1]->len] = '\0';
+                it->event_len = e->element[1]->len;
+            }
         } else if (strcmp(kind, "done") == 0) {
             it->outcome = JOURNAL_DONE;
             it->event = malloc(e->element[1]->len ? e->element[1]->len : 1);
@@ -379,17 +393,19 @@ int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uin
 {
     if (!j->c)
         return -1;
-    char dead_key[300], acc[24], att[16], when[24];
+    char dead_key[300], acc[24], att[16], when[24], ttl[24];
     snprintf(dead_key, sizeof dead_key, "%sdead", j->prefix);
     snprintf(acc, sizeof acc, "%llu", (unsigned long long)e->accepted_us);
     snprintf(att, sizeof att, "%u", e->attempts);
     snprintf(when, sizeof when, "%llu", (unsigned long long)dead_us);
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)j->cfg.dedupe_ttl_s);
     const char *argv[] = {"EVAL", DEAD_LUA, "0", j->journal_key, dead_key, e->stream_id,
-                          e->job_id, e->hash, acc, att, reason, when, e->body};
+                          e->job_id, e->hash, acc, att, reason, when, e->body, j->prefix, ttl};
     size_t argvlen[] = {4,          strlen(DEAD_LUA), 1,           strlen(j->journal_key),
                         strlen(dead_key), strlen(e->stream_id), e->job_id_len, strlen(e->hash),
-                        strlen(acc), strlen(att), strlen(reason), strlen(when), e->body_len};
-    redisReply *r = redisCommandArgv(j->c, 13, argv, argvlen);
+                        strlen(acc), strlen(att), strlen(reason), strlen(when), e->body_len,
+                        strlen(j->prefix), strlen(ttl)};
+    redisReply *r = redisCommandArgv(j->c, 15, argv, argvlen);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
             freeReplyObject(r);
@@ -420,49 +436,96 @@ static const redisReply *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-long journal_recover(journal_t *j, journal_recover_fn fn, void *arg)
+/* One page of the journal from an exclusive start: entries whose job is
+ * already done (a journal entry orphaned by a lost reply, or by a crash
+ * between emission and cleanup) are deleted on the spot; the others are
+ * returned with the id of the last entry read. */
+static const char SCAN_LUA[] =
+    "local journal, prefix, start, count = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local entries = redis.call('XRANGE', journal, start, '+', 'COUNT', count)\n"
+    "local out, last = {}, ''\n"
+    "for _, e in ipairs(entries) do\n"
+    "  last = e[1]\n"
+    "  local id\n"
+    "  for i = 1, #e[2], 2 do if e[2][i] == 'job_id' then id = e[2][i+1] end end\n"
+    "  if id and redis.call('EXISTS', prefix .. 'done:' .. id) == 1 then\n"
+    "    redis.call('XDEL', journal, e[1])\n"
+    "  else\n"
+    "    out[#out+1] = e\n"
+    "  end\n"
+    "end\n"
+    "return {last, #entries, out}\n";
+
+long journal_scan(journal_t *j, char *cursor, size_t cap, size_t count, journal_recover_fn fn,
+                  void *arg, int *at_end)
 {
+    *at_end = 0;
     if (!j->c)
         return -1;
+    char start[64], cnt[24];
+    if (cursor[0])
+        snprintf(start, sizeof start, "(%s", cursor);
+    else
+        snprintf(start, sizeof start, "-");
+    snprintf(cnt, sizeof cnt, "%zu", count);
+    const char *argv[] = {"EVAL", SCAN_LUA, "0", j->journal_key, j->prefix, start, cnt};
+    size_t argvlen[] = {4, strlen(SCAN_LUA), 1, strlen(j->journal_key), strlen(j->prefix),
+                        strlen(start), strlen(cnt)};
+    redisReply *r = redisCommandArgv(j->c, 7, argv, argvlen);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            snprintf(j->err, sizeof j->err, "journal scan failed: %s", r->str);
+        if (r)
+            freeReplyObject(r);
+        journal_lost(j, 0);
+        return -1;
+    }
     long total = 0;
-    char start[64] = "-";
-    for (;;) {
-        redisReply *r = redisCommand(j->c, "XRANGE %s %s + COUNT 1000", j->journal_key, start);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            if (r)
-                freeReplyObject(r);
-            journal_lost(j, 0);
+    const redisReply *list = r->element[2];
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        const char *sid = e->element[0]->str;
+        const redisReply *fields = e->element[1];
+        const redisReply *id = entry_field(fields, "job_id");
+        const redisReply *hash = entry_field(fields, "hash");
+        const redisReply *acc = entry_field(fields, "accepted_us");
+        const redisReply *job = entry_field(fields, "job");
+        const redisReply *att = entry_field(fields, "attempts");
+        if (id && hash && acc && job) {
+            journal_entry_t en = {.stream_id = sid,
+                                  .job_id = id->str,
+                                  .job_id_len = id->len,
+                                  .hash = hash->str,
+                                  .body = job->str,
+                                  .body_len = job->len,
+                                  .accepted_us = strtoull(acc->str, NULL, 10),
+                                  .attempts = att ? (uint32_t)strtoul(att->str, NULL, 10) : 0};
+            fn(arg, &en);
+            total++;
+        } else {
+            log_warn("journal.skip", "stream_id=%s reason=\"entry lacks a field\"", sid);
+        }
+    }
+    if (r->element[0]->len && r->element[0]->len < cap)
+        memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
+    if (r->element[1]->integer < (long long)count) {
+        *at_end = 1;
+        cursor[0] = '\0';
+    }
+    freeReplyObject(r);
+    return total;
+}
+
+long journal_recover(journal_t *j, journal_recover_fn fn, void *arg)
+{
+    char cursor[64] = "";
+    long total = 0;
+    int at_end = 0;
+    while (!at_end) {
+        long n = journal_scan(j, cursor, sizeof cursor, 1000, fn, arg, &at_end);
+        if (n < 0)
             return -1;
-        }
-        size_t got = r->elements;
-        for (size_t i = 0; i < got; i++) {
-            const redisReply *e = r->element[i];
-            const char *sid = e->element[0]->str;
-            const redisReply *fields = e->element[1];
-            const redisReply *id = entry_field(fields, "job_id");
-            const redisReply *hash = entry_field(fields, "hash");
-            const redisReply *acc = entry_field(fields, "accepted_us");
-            const redisReply *job = entry_field(fields, "job");
-            const redisReply *att = entry_field(fields, "attempts");
-            if (id && hash && acc && job) {
-                journal_entry_t en = {.stream_id = sid,
-                                      .job_id = id->str,
-                                      .job_id_len = id->len,
-                                      .hash = hash->str,
-                                      .body = job->str,
-                                      .body_len = job->len,
-                                      .accepted_us = strtoull(acc->str, NULL, 10),
-                                      .attempts = att ? (uint32_t)strtoul(att->str, NULL, 10) : 0};
-                fn(arg, &en);
-                total++;
-            } else {
-                log_warn("journal.skip", "stream_id=%s reason=\"entry lacks a field\"", sid);
-            }
-            snprintf(start, sizeof start, "(%s", sid);
-        }
-        freeReplyObject(r);
-        if (got < 1000)
-            break;
+        total += n;
     }
     return total;
 }

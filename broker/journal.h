@@ -38,6 +38,7 @@ typedef enum journal_outcome {
     JOURNAL_ACCEPTED = 0,   /* journaled: stream_id and hash are set */
     JOURNAL_DONE,           /* already scored: event/event_len hold its event (malloc'd) */
     JOURNAL_UNKNOWN_RUBRIC, /* no such rubric id / hash in Redis and nothing inline */
+    JOURNAL_DEAD,           /* dead-lettered: event holds the reason (malloc'd, NUL-ended) */
 } journal_outcome_t;
 
 typedef struct journal_submit_item {
@@ -110,7 +111,14 @@ int journal_requeued(journal_t *j, const journal_entry_t *e, char *new_sid, size
 int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uint64_t dead_us);
 /* Delete one journal entry (a redundant copy). Best effort. */
 void journal_forget(journal_t *j, const char *stream_id);
-/* Replay the journal. Returns entries replayed, or -1. */
+/* Read up to count journal entries after *cursor (a stream id; "" = from
+ * the start), deleting those whose job is already done and calling fn for
+ * the rest. The cursor advances; *at_end is set (and the cursor reset) when
+ * the end was reached. Returns the entries passed to fn, or -1. */
+long journal_scan(journal_t *j, char *cursor, size_t cap, size_t count, journal_recover_fn fn,
+                  void *arg, int *at_end);
+/* Replay the whole journal (journal_scan from the start to the end).
+ * Returns entries replayed, or -1. */
 long journal_recover(journal_t *j, journal_recover_fn fn, void *arg);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct queue_job {
     char stream_id[QUEUE_STREAM_ID];      /* journal entry id */
     uint64_t accepted_us;                 /* wall clock at acceptance */
     uint32_t attempt;                     /* deliveries so far */
+    uint32_t failures;                    /* deliveries charged to the job itself */
     uint32_t ttr_ms;                      /* time-to-run */
     queue_job_state_t state;
     int64_t deadline_ms;                  /* RUNNING: monotonic ms when TTR expires */
@@ -62,6 +63,7 @@ struct queue_worker {
     uint8_t identity_len;
     char name[129];     /* worker id it announced */
     uint32_t credit;    /* window announced in READY */
+    uint32_t threads;   /* jobs it grades at once (READY), at least 1 */
     uint32_t inflight;  /* jobs it holds now */
     int draining;       /* sent DISCONNECT: no new jobs */
     int64_t last_seen_ms;  /* monotonic ms of its last message */

@@ -7,6 +7,8 @@
  * with, the attempts and the reason. `retry` submits the jobs again through
  * a broker (pinned to that rubric version unless --latest) and removes each
  * entry once the broker has ACCEPTED it; `purge` removes entries for good.
+ * Dead-lettering also parks the job id in the done-set (so a late result is
+ * dropped and a resubmission is answered dead_letter); `retry` releases it.
  */
 #include "cli/cli.h"
 
@@ -189,6 +191,30 @@ static int dead_retry(const cli_globals_t *g, redisContext *c, const char *key, 
             goto out;
         }
         ptrs[i] = &maps[i];
+    }
+    /* Release each job id from the done-set, where dead-lettering parked it
+     * (a "DEAD:" marker that turns resubmissions away): only the marker,
+     * never a real score event. */
+    for (size_t i = 0; i < n; i++) {
+        char *done = cli_key(g, KEY_DONE, "");
+        redisReply *r = done ? redisCommand(c,
+                                            "EVAL %s 1 %s%b",
+                                            "local v = redis.call('GET', KEYS[1]) "
+                                            "if v and string.sub(v, 1, 5) == 'DEAD:' then "
+                                            "return redis.call('DEL', KEYS[1]) end return 0",
+                                            done, sel[i].job_id->str, (size_t)sel[i].job_id->len)
+                             : NULL;
+        free(done);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            cli_error("redis_unavailable", "cannot release job %.*s for a retry: %s",
+                      (int)sel[i].job_id->len, sel[i].job_id->str,
+                      r ? r->str : c->errstr);
+            if (r)
+                freeReplyObject(r);
+            rc = CLI_EXIT_UNAVAILABLE;
+            goto out;
+        }
+        freeReplyObject(r);
     }
     sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0;

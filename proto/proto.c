@@ -984,19 +984,21 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
 proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
                                proto_error_t *err)
 {
-    static const char *const names[] = {"worker", "credit", "engine"};
-    const msgpack_object *v[3];
+    static const char *const names[] = {"worker", "credit", "engine", "threads"};
+    const msgpack_object *v[4];
     msgpack_object root;
-    uint64_t credit;
+    uint64_t credit, threads;
     memset(out, 0, sizeof *out);
     out->worker = out->engine = proto_str(NULL);
     set_ok(err);
     TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", names, 3, v, err));
+    TRY(map_collect(&root, "", names, 4, v, err));
     TRY(get_str(v[0], "", "worker", 1, 1, PROTO_MAX_NAME, STR_IDENT, &out->worker, err));
     TRY(get_uint(v[1], "", "credit", 1, 1, PROTO_MAX_CREDIT, &credit, err));
     out->credit = (uint32_t)credit;
     TRY(get_str(v[2], "", "engine", 0, 0, PROTO_MAX_NAME, STR_IDENT, &out->engine, err));
+    TRY(get_uint(v[3], "", "threads", 0, 0, PROTO_MAX_CREDIT, &threads, err));
+    out->threads = (uint32_t)threads;
     return PROTO_OK;
 }
 
@@ -1315,7 +1317,7 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (!buf || !m)
         return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, m->engine.len ? 3 : 2));
+    PACK(msgpack_pack_map(&pk, 2 + (m->engine.len > 0) + (m->threads > 0)));
     PACK(pack_cstr(&pk, "worker"));
     PACK(pack_pstr(&pk, m->worker));
     PACK(pack_cstr(&pk, "credit"));
@@ -1323,6 +1325,10 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (m->engine.len) {
         PACK(pack_cstr(&pk, "engine"));
         PACK(pack_pstr(&pk, m->engine));
+    }
+    if (m->threads) {
+        PACK(pack_cstr(&pk, "threads"));
+        PACK(msgpack_pack_uint32(&pk, m->threads));
     }
     return 0;
 }

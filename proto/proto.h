@@ -160,6 +160,7 @@ typedef struct proto_ready {
     proto_str_t worker; /* worker id (host:pid:nonce), 1..128 bytes */
     uint32_t credit;    /* window: max jobs held at once, 1..PROTO_MAX_CREDIT */
     proto_str_t engine; /* grading engine version string */
+    uint32_t threads;   /* jobs it grades at the same time, 0 = not said (one) */
 } proto_ready_t;
 
 typedef struct proto_jobmsg {

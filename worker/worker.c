@@ -381,7 +381,8 @@ static void send_simple(worker_t *w, size_t bi, proto_cmd_t cmd)
     if (cmd == PROTO_CMD_READY) {
         proto_ready_t rd = {.worker = proto_str(w->cfg.id),
                             .credit = (uint32_t)w->cfg.credit,
-                            .engine = proto_str(GRADING_ENGINE)};
+                            .engine = proto_str(GRADING_ENGINE),
+                            .threads = (uint32_t)w->cfg.threads};
         rc = proto_encode_ready(&w->out, &rd);
     } else if (cmd == PROTO_CMD_HEARTBEAT) {
         proto_heartbeat_t hb = {.inflight = (uint32_t)w->held};
