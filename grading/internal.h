@@ -40,6 +40,8 @@ typedef struct arena {
 
 /* Zeroed, 16-byte aligned memory living until arena_free; NULL (and a->oom) on failure. */
 void *arena_alloc(arena_t *a, size_t n);
+/* The same, not zeroed: for memory the caller fills at once. */
+void *arena_alloc_raw(arena_t *a, size_t n);
 /* Copy of s[0..n) with a terminating NUL. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 char *arena_strdup(arena_t *a, const char *s);

@@ -38,6 +38,15 @@ typedef struct phrase {
     bool has_negator; /* a word of the phrase is a negator ("not late") */
 } phrase_t;
 
+/* Which phrases of a list hold each word, so that the scanner tries at a
+ * token only the phrases one of whose words the token matches (any other
+ * phrase cannot start there). */
+typedef struct phrase_index {
+    uint64_t *by_word; /* by word id: bit p set when phrase p holds the word;
+                          NULL when there are more than 64 phrases (try all) */
+    uint32_t n_words;
+} phrase_index_t;
+
 typedef enum el_kind {
     EK_PHRASES,
     EK_GREETING,
@@ -54,6 +63,7 @@ typedef struct element {
     int64_t penalty_milli; /* rules: subtracted when not satisfied */
     phrase_t *phrases;
     size_t n_phrases;
+    phrase_index_t index;
     pcre2_code **patterns;
     const char **pattern_src;
     size_t n_patterns;
@@ -105,6 +115,24 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
         ph->has_negator |= p->negator;
     }
     return true;
+}
+
+static void phrase_index_build(loader_t *L, phrase_index_t *ix, const phrase_t *ph, size_t n)
+{
+    if (n > 64)
+        return;
+    uint32_t nw = 0;
+    for (size_t p = 0; p < n; p++)
+        for (size_t w = 0; w < ph[p].n; w++)
+            if (ph[p].t[w].word >= nw)
+                nw = ph[p].t[w].word + 1;
+    ix->by_word = arena_alloc(&L->r->arena, (nw + 1) * sizeof *ix->by_word);
+    if (!ix->by_word)
+        return;
+    ix->n_words = nw;
+    for (size_t p = 0; p < n; p++)
+        for (size_t w = 0; w < ph[p].n; w++)
+            ix->by_word[ph[p].t[w].word] |= 1ull << p;
 }
 
 static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, const char *p)
@@ -215,6 +243,7 @@ void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *o
             if (compile_phrase(L, &e->phrases[e->n_phrases], ph[k],
                                ld_path_idx(L, ld_path_key(L, p, "phrases"), k)))
                 e->n_phrases++;
+        phrase_index_build(L, &e->index, e->phrases, e->n_phrases);
     }
     static const char *const rkeys[] = {"id", "kind", "min", "max", "points", "penalty", NULL};
     static const char *const kinds[] = {"greeting",  "sign_off",   "words",
@@ -286,6 +315,31 @@ static const tokens_t *with_matches(grade_ctx_t *c, const lexicon_t *lx, const t
         return toks;
     *tmp = *toks;
     return lexicon_match_tokens(lx, c->a, tmp) ? tmp : NULL;
+}
+
+/* The phrases of ix that may start at token i: bit p for phrase p. */
+static inline uint64_t phrase_candidates(const match_ctx_t *m, const phrase_index_t *ix, size_t i)
+{
+    const tokens_t *tk = m->toks;
+    uint64_t cand = 0;
+    for (uint32_t k = tk->match_at[i]; ix->by_word && k < tk->match_at[i + 1]; k++) {
+        uint32_t w = tk->match[k] >> 8, typo = tk->match[k] & 255;
+        if (w < ix->n_words && (typo == 0 || m->typo_min <= (int64_t)typo))
+            cand |= ix->by_word[w];
+    }
+    return cand;
+}
+
+/* The next phrase to try from phrase `from` on: the next candidate, or simply
+ * the next phrase when the list is not indexed; n when there is none. */
+static inline size_t next_phrase(const phrase_index_t *ix, uint64_t cand, size_t from, size_t n)
+{
+    if (!ix->by_word)
+        return from;
+    if (from >= 64)
+        return n;
+    uint64_t rest = cand >> from;
+    return rest ? from + (size_t)__builtin_ctzll(rest) : n;
 }
 
 /* Token i matches no phrase word of the item. */
@@ -399,7 +453,9 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     for (size_t i = 0; i < tk->n; i++) {
         if (i < next_free || token_unmatched(tk, i))
             continue;
-        for (size_t p = 0; p < e->n_phrases; p++) {
+        uint64_t cand = phrase_candidates(m, &e->index, i);
+        for (size_t p = next_phrase(&e->index, cand, 0, e->n_phrases); p < e->n_phrases;
+             p = next_phrase(&e->index, cand, p + 1, e->n_phrases)) {
             span_t sp;
             if (!phrase_at(m, &e->phrases[p], e->window, i, &sp))
                 continue;
@@ -655,6 +711,7 @@ const item_ops_t text_ops = {"text", TEXT_KEYS, text_compile, text_grade};
 struct phrase_set {
     phrase_t *v;
     size_t n;
+    phrase_index_t index;
     lexicon_t *const *lexicon; /* the item's (item_t.lexicon) */
 };
 
@@ -673,6 +730,7 @@ phrase_set_t *text_phrases_compile(loader_t *L, char **src, size_t n, const char
     for (size_t k = 0; ps->v && k < n; k++)
         if (compile_phrase(L, &ps->v[ps->n], src[k], ld_path_idx(L, path, k)))
             ps->n++;
+    phrase_index_build(L, &ps->index, ps->v, ps->n);
     return ps;
 }
 
@@ -691,7 +749,9 @@ bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *
     for (size_t i = 0; i < toks->n; i++) {
         if (token_unmatched(toks, i))
             continue;
-        for (size_t p = 0; p < ps->n; p++) {
+        uint64_t cand = phrase_candidates(&m, &ps->index, i);
+        for (size_t p = next_phrase(&ps->index, cand, 0, ps->n); p < ps->n;
+             p = next_phrase(&ps->index, cand, p + 1, ps->n)) {
             span_t sp;
             if (!phrase_at(&m, &ps->v[p], 2, i, &sp))
                 continue;

@@ -15,8 +15,22 @@
 #include <string.h>
 #include <utf8proc.h>
 
+/* Stems of recent words: a response repeats its words ("the", "we", the
+ * customer's name), and a Snowball stem costs far more than a lookup. The
+ * box lives for one grading call (or one rubric load), so the cache does. */
+#define STEM_CACHE_SLOTS 512
+#define STEM_CACHE_WORD 32
+
+typedef struct stem_slot {
+    uint8_t norm_len, stem_len;
+    char norm[STEM_CACHE_WORD], stem[STEM_CACHE_WORD];
+} stem_slot_t;
+
 struct stemmer_box {
     struct sb_stemmer *sb;
+    stem_slot_t *cache;                   /* STEM_CACHE_SLOTS, direct-mapped; NULL until used */
+    uint64_t used[STEM_CACHE_SLOTS / 64]; /* which slots hold a word (the
+                                             cache itself is not zeroed) */
 };
 
 stemmer_box_t *stemmer_box_new(void)
@@ -37,10 +51,11 @@ void stemmer_box_free(stemmer_box_t *s)
     if (!s)
         return;
     sb_stemmer_delete(s->sb);
+    free(s->cache);
     free(s);
 }
 
-static bool is_word_cp(utf8proc_int32_t cp)
+static inline bool is_word_cp(utf8proc_int32_t cp)
 {
     if (cp < 128)
         return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9');
@@ -54,8 +69,12 @@ static bool is_digit_byte(unsigned char c)
 }
 
 /* Decode one code point at s[i]; invalid bytes decode as -1 with length 1. */
-static utf8proc_ssize_t decode(const char *s, size_t len, size_t i, utf8proc_int32_t *cp)
+static inline utf8proc_ssize_t decode(const char *s, size_t len, size_t i, utf8proc_int32_t *cp)
 {
+    if ((unsigned char)s[i] < 0x80) { /* what utf8proc_iterate gives ASCII */
+        *cp = (unsigned char)s[i];
+        return 1;
+    }
     utf8proc_ssize_t n =
         utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), cp);
     if (n <= 0) {
@@ -131,6 +150,52 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     free(dst);
     *out_len = k;
     return o;
+}
+
+/* The Snowball stem of norm[0..nl), copied into a; through the cache for
+ * short words. */
+static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, const char **stem,
+                      uint32_t *stem_len)
+{
+    stem_slot_t *slot = NULL;
+    if (nl > 0 && nl < STEM_CACHE_WORD) {
+        if (!st->cache)
+            st->cache = malloc(STEM_CACHE_SLOTS * sizeof *st->cache);
+        if (st->cache) {
+            uint32_t h = 2166136261u;
+            for (size_t i = 0; i < nl; i++)
+                h = (h ^ (unsigned char)norm[i]) * 16777619u;
+            uint32_t k = (h ^ (h >> 15)) & (STEM_CACHE_SLOTS - 1);
+            slot = &st->cache[k];
+            bool used = st->used[k / 64] >> (k % 64) & 1;
+            st->used[k / 64] |= 1ull << (k % 64);
+            if (!used)
+                slot->norm_len = 0; /* empty; filled below */
+            else if (slot->norm_len == nl && memcmp(slot->norm, norm, nl) == 0) {
+                *stem = arena_strndup(a, slot->stem, slot->stem_len);
+                *stem_len = slot->stem_len;
+                return *stem != NULL;
+            }
+        }
+    }
+    const sb_symbol *s = sb_stemmer_stem(st->sb, (const sb_symbol *)norm, (int)nl);
+    int sl = s ? sb_stemmer_length(st->sb) : 0;
+    if (!s) {
+        *stem = norm;
+        *stem_len = (uint32_t)nl;
+        return true;
+    }
+    *stem = arena_strndup(a, (const char *)s, (size_t)sl);
+    *stem_len = (uint32_t)sl;
+    if (slot && sl >= 0 && sl < STEM_CACHE_WORD) {
+        slot->norm_len = (uint8_t)nl;
+        memcpy(slot->norm, norm, nl);
+        slot->stem_len = (uint8_t)sl;
+        memcpy(slot->stem, s, (size_t)sl);
+    } else if (slot) {
+        slot->norm_len = 0; /* keeps no word */
+    }
+    return *stem != NULL;
 }
 
 /* Split text into normalised, stemmed words with their original spans. */
@@ -242,10 +307,8 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
             para_pending = false;
         }
         if (st && !digit_start) {
-            const sb_symbol *s = sb_stemmer_stem(st->sb, (const sb_symbol *)norm, (int)nl);
-            int sl = s ? sb_stemmer_length(st->sb) : 0;
-            t->stem = s ? arena_strndup(a, (const char *)s, (size_t)sl) : norm;
-            t->stem_len = s ? (uint32_t)sl : (uint32_t)nl;
+            if (!stem_word(a, st, norm, nl, &t->stem, &t->stem_len))
+                return false;
         } else {
             t->stem = norm;
             t->stem_len = (uint32_t)nl;

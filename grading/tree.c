@@ -10,11 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* strcmp, deciding most pairs of keys by their first byte without a call. */
+static inline int key_cmp(const char *a, const char *b)
+{
+    if (a[0] != b[0])
+        return (unsigned char)a[0] - (unsigned char)b[0];
+    return strcmp(a, b);
+}
+
 static tnode_t *t_new(arena_t *a, tkind_t k)
 {
-    tnode_t *n = arena_alloc(a, sizeof *n);
+    tnode_t *n = arena_alloc_raw(a, sizeof *n);
     if (n)
-        n->kind = k;
+        *n = (tnode_t){.kind = k};
     return n;
 }
 
@@ -81,8 +89,9 @@ static bool t_grow(arena_t *a, tnode_t *n)
     if (n->n < n->cap)
         return true;
     size_t cap = n->cap ? n->cap * 2 : 8;
-    tnode_t **kids = arena_alloc(a, cap * sizeof *kids);
-    const char **keys = n->kind == T_MAP ? arena_alloc(a, cap * sizeof *keys) : NULL;
+    /* slots past n are never read: no need to zero them */
+    tnode_t **kids = arena_alloc_raw(a, cap * sizeof *kids);
+    const char **keys = n->kind == T_MAP ? arena_alloc_raw(a, cap * sizeof *keys) : NULL;
     if (!kids || (n->kind == T_MAP && !keys))
         return false;
     if (n->n) {
@@ -110,7 +119,7 @@ void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
     if (!map || !v || map->kind != T_MAP)
         return;
     for (size_t i = 0; i < map->n; i++)
-        if (strcmp(map->keys[i], key) == 0) {
+        if (key_cmp(map->keys[i], key) == 0) {
             map->kids[i] = v;
             return;
         }
@@ -138,7 +147,7 @@ tnode_t *t_get(const tnode_t *map, const char *key)
     if (!map || map->kind != T_MAP)
         return NULL;
     for (size_t i = 0; i < map->n; i++)
-        if (strcmp(map->keys[i], key) == 0)
+        if (key_cmp(map->keys[i], key) == 0)
             return map->kids[i];
     return NULL;
 }
@@ -150,7 +159,7 @@ void t_sort_keys(tnode_t *m)
         const char *k = m->keys[i];
         tnode_t *v = m->kids[i];
         size_t j = i;
-        while (j > 0 && strcmp(m->keys[j - 1], k) > 0) {
+        while (j > 0 && key_cmp(m->keys[j - 1], k) > 0) {
             m->keys[j] = m->keys[j - 1];
             m->kids[j] = m->kids[j - 1];
             j--;
