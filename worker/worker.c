@@ -47,7 +47,8 @@ typedef struct broker_conn {
     void *sock;
     int64_t last_recv_ms;
     int64_t last_sent_ms;
-    int acked; /* DISCONNECT ack received while draining */
+    int acked;  /* DISCONNECT ack received while draining */
+    int silent; /* nothing heard for liveness x heartbeat (logged once) */
 } broker_conn_t;
 
 struct worker {
@@ -422,6 +423,10 @@ static void broker_message(worker_t *w, size_t bi, zmq_msg_t *frames, int n)
 {
     broker_conn_t *bc = &w->brokers[bi];
     bc->last_recv_ms = clock_mono_ms();
+    if (bc->silent) {
+        bc->silent = 0;
+        log_info("broker.back", "broker=%s", bc->endpoint);
+    }
     proto_cmd_t cmd;
     if (n != 3 || !proto_signature_ok(zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0])) ||
         proto_cmd_parse(zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), &cmd) != PROTO_OK) {
@@ -500,26 +505,33 @@ static void broker_drain(worker_t *w, size_t bi)
     }
 }
 
-/* Heartbeats out, and a reconnect for a broker silent too long. */
+/* Heartbeats out; note a broker that has gone silent. The socket is kept:
+ * ZeroMQ reconnects TCP by itself, a restarted broker answers our next
+ * heartbeat with DISCONNECT unknown_worker (we then say READY), and a new
+ * socket would change our identity and make a merely slow broker requeue
+ * every job we hold. */
 static void heartbeats(worker_t *w)
 {
     int64_t now = clock_mono_ms();
     int64_t dead_after = (int64_t)(w->cfg.heartbeat_ms * w->cfg.liveness);
     for (size_t i = 0; i < w->cfg.nbrokers; i++) {
         broker_conn_t *bc = &w->brokers[i];
-        if (now - bc->last_recv_ms > dead_after)
-            broker_drain(w, i); /* judge silence only after reading what waits */
         if (now - bc->last_recv_ms > dead_after) {
-            if (w->draining) {
-                bc->acked = 1; /* nobody left to hand jobs back to */
-                continue;
+            broker_drain(w, i); /* judge silence only after reading what waits */
+            if (now - bc->last_recv_ms > dead_after) {
+                if (w->draining) {
+                    bc->acked = 1; /* nobody left to hand jobs back to */
+                    continue;
+                }
+                if (!bc->silent) {
+                    bc->silent = 1;
+                    log_warn("broker.silent", "broker=%s silent_ms=%lld", bc->endpoint,
+                             (long long)(now - bc->last_recv_ms));
+                }
             }
-            log_warn("broker.lost", "broker=%s silent_ms=%lld", bc->endpoint,
-                     (long long)(now - bc->last_recv_ms));
-            broker_open(w, i);
-        } else if (now - bc->last_sent_ms >= (int64_t)w->cfg.heartbeat_ms) {
-            send_simple(w, i, PROTO_CMD_HEARTBEAT);
         }
+        if (now - bc->last_sent_ms >= (int64_t)w->cfg.heartbeat_ms)
+            send_simple(w, i, PROTO_CMD_HEARTBEAT);
     }
 }
 
