@@ -50,7 +50,7 @@ static void *grader_thread(void *arg)
 {
     slot_t *s = arg;
     grader_pool_t *p = s->pool;
-    proto_decoder_t *dec = proto_decoder_new(0);
+    proto_decoder_t *dec = proto_decoder_new(WORKER_MAX_JOB_BODY);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     pthread_mutex_lock(&p->mu);
@@ -70,6 +70,7 @@ static void *grader_thread(void *arg)
         pthread_mutex_unlock(&p->mu);
 
         task_grade(t, p->cfg, dec, &buf);
+        proto_decoder_trim(dec, 1u << 20); /* a huge job leaves no huge buffer behind */
 
         pthread_mutex_lock(&p->mu);
         if (s->abandoned) {

@@ -439,6 +439,7 @@ static void broker_message(worker_t *w, size_t bi, zmq_msg_t *frames, int n)
     switch (cmd) {
     case PROTO_CMD_JOB:
         job_received(w, bi, body, len);
+        proto_decoder_trim(w->dec, 1u << 20);
         return;
     case PROTO_CMD_HEARTBEAT:
         return;
@@ -549,7 +550,7 @@ worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *
     w->redis_backoff_ms = 100;
     msgpack_sbuffer_init(&w->out);
     w->cache = rubric_cache_new(cfg->cache_size);
-    w->dec = proto_decoder_new(0);
+    w->dec = proto_decoder_new(WORKER_MAX_JOB_BODY);
     w->ctx = zmq_ctx_new();
     if (!w->cache || !w->dec || !w->ctx) {
         snprintf(err, errlen, "out of memory");

@@ -23,6 +23,10 @@
 #include <stdint.h>
 
 #define WORKER_MAX_BROKERS 16
+/* Largest JOB body a worker decodes: the broker's largest --max-message
+ * (256 MiB) plus the JOB envelope. The broker has validated the job
+ * already; a smaller limit here would drop jobs the broker accepted. */
+#define WORKER_MAX_JOB_BODY ((256u << 20) + (1u << 20))
 
 typedef struct worker_config {
     redis_url_t redis;
