@@ -13,16 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct arena_block {
-    arena_block_t *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-};
-
 #define ARENA_BLOCK_MIN 32768
 
-/* 16-byte aligned memory living until arena_free, not zeroed. */
-void *arena_alloc_raw(arena_t *a, size_t n)
+/* arena_alloc_raw when the head block has no room (internal.h has the fast
+ * path). */
+void *arena_alloc_slow(arena_t *a, size_t n)
 {
     if (a->oom)
         return NULL;

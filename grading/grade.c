@@ -22,8 +22,10 @@
 
 stemmer_box_t *ctx_stemmer(grade_ctx_t *c)
 {
-    if (!c->stemmer)
+    if (!c->stemmer) {
         c->stemmer = stemmer_box_new();
+        stemmer_box_use(c->stemmer, c->r->known_stems);
+    }
     return c->stemmer;
 }
 

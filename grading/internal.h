@@ -32,6 +32,11 @@
 
 /* ---- arena ---- */
 typedef struct arena_block arena_block_t;
+struct arena_block {
+    arena_block_t *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
 typedef struct arena {
     arena_block_t *head;
     size_t total; /* bytes reserved from malloc */
@@ -40,8 +45,20 @@ typedef struct arena {
 
 /* Zeroed, 16-byte aligned memory living until arena_free; NULL (and a->oom) on failure. */
 void *arena_alloc(arena_t *a, size_t n);
-/* The same, not zeroed: for memory the caller fills at once. */
-void *arena_alloc_raw(arena_t *a, size_t n);
+/* The same, not zeroed: for memory the caller fills at once. Inline: the
+ * result tree of one grading call is thousands of small allocations. */
+void *arena_alloc_slow(arena_t *a, size_t n);
+static inline void *arena_alloc_raw(arena_t *a, size_t n)
+{
+    arena_block_t *b = a->head;
+    size_t r = (n + 15) & ~(size_t)15;
+    if (b && !a->oom && r != 0 && r >= n && b->cap - b->used >= r) {
+        void *p = b->data + b->used;
+        b->used += r;
+        return p;
+    }
+    return arena_alloc_slow(a, n);
+}
 /* Copy of s[0..n) with a terminating NUL. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 char *arena_strdup(arena_t *a, const char *s);
@@ -199,6 +216,17 @@ typedef struct stemmer_box stemmer_box_t;
 stemmer_box_t *stemmer_box_new(void);
 void stemmer_box_free(stemmer_box_t *s);
 
+/* Stems of the rubric's own words, computed at load time and then only read
+ * (threads share it): a box given one looks words up there first. */
+typedef struct stem_table stem_table_t;
+stem_table_t *stem_table_new(void);
+/* Add the words of text, stemmed with st. */
+bool stem_table_add_text(stem_table_t *t, stemmer_box_t *st, const char *text, size_t len);
+void stem_table_free(stem_table_t *t);
+size_t stem_table_memory(const stem_table_t *t);
+/* Let st look words up in known (which must outlive the stems it hands out). */
+void stemmer_box_use(stemmer_box_t *st, const stem_table_t *known);
+
 /* Split text into words, each normalised and stemmed, keeping original spans.
  * Invalid UTF-8 bytes separate words. Allocates in a. */
 bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, tokens_t *out);
@@ -316,9 +344,10 @@ struct grading_rubric {
     uint8_t *canonical;
     size_t canonical_len;
     char hash[65];
-    void *sha256_md; /* the fetched SHA-256 (sha256.c), for digests */
-    void *pcre_mctx; /* pcre2_match_context_8 with limits; read-only once built */
-    void **patterns; /* compiled pcre2_code_8, freed with the rubric */
+    void *sha256_md;           /* the fetched SHA-256 (sha256.c), for digests */
+    stem_table_t *known_stems; /* the stems of the rubric's own words */
+    void *pcre_mctx;           /* pcre2_match_context_8 with limits; read-only once built */
+    void **patterns;           /* compiled pcre2_code_8, freed with the rubric */
     size_t n_patterns, cap_patterns;
 };
 

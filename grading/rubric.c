@@ -400,6 +400,30 @@ static const char *const ROOT_KEYS[] = {"id",       "version",   "title",    "de
                                         "sections", "entities",  "synonyms", "items",
                                         "bands",    "red_flags", NULL};
 
+/* Every string of the rubric (prompts, titles, phrases, options ...) into
+ * the table of known stems. */
+static bool add_known_stems(stem_table_t *t, stemmer_box_t *st, json_t *v, int depth)
+{
+    if (depth > 64)
+        return true;
+    if (json_is_string(v))
+        return stem_table_add_text(t, st, json_string_value(v), json_string_length(v));
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!add_known_stems(t, st, json_array_get(v, i), depth + 1))
+                return false;
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            if (!add_known_stems(t, st, x, depth + 1))
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Compile root into a new rubric. Errors go to errs (up to max); returns
  * GRADING_OK or the first error's code. *out is NULL on failure. */
 static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error_t *errs,
@@ -447,6 +471,11 @@ static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error
             rc = GRADING_ERR_NOMEM;
             goto done;
         }
+    r->known_stems = stem_table_new();
+    if (!r->known_stems || !add_known_stems(r->known_stems, st, root, 0)) {
+        rc = GRADING_ERR_NOMEM;
+        goto done;
+    }
     tbuf_t cb = {0};
     if (!t_pack(canon, &cb)) {
         tbuf_free(&cb);
@@ -590,6 +619,7 @@ void grading_rubric_destroy(grading_rubric_t **self_p)
     pcre2_match_context_free(r->pcre_mctx);
     free(r->canonical);
     sha256_md_free(r->sha256_md);
+    stem_table_free(r->known_stems);
     for (size_t i = 0; r->items && i < r->n_items; i++)
         lexicon_free(r->items[i].lexicon);
     arena_free(&r->arena);
@@ -616,7 +646,7 @@ const void *grading_rubric_canonical(const grading_rubric_t *r, size_t *len)
 
 size_t grading_rubric_memory(const grading_rubric_t *r)
 {
-    size_t n = sizeof *r + r->arena.total + r->canonical_len;
+    size_t n = sizeof *r + r->arena.total + r->canonical_len + stem_table_memory(r->known_stems);
     for (size_t i = 0; i < r->n_items; i++)
         n += lexicon_memory(r->items[i].lexicon);
     for (size_t i = 0; i < r->n_patterns; i++) {

@@ -26,8 +26,24 @@ typedef struct stem_slot {
     char norm[STEM_CACHE_WORD], stem[STEM_CACHE_WORD];
 } stem_slot_t;
 
+/* Stems known in advance: every word of the rubric's own text (prompts,
+ * titles, phrases, options ...), stemmed at load time. Candidates answer in
+ * the rubric's vocabulary, so many of their words are found here instead of
+ * being stemmed again. Read-only once built. */
+typedef struct known_stem {
+    const char *norm, *stem;
+    uint32_t norm_len, stem_len; /* norm_len 0: empty */
+} known_stem_t;
+
+struct stem_table {
+    arena_t arena;
+    known_stem_t *v;
+    size_t n, cap; /* cap: a power of two, at most half full */
+};
+
 struct stemmer_box {
     struct sb_stemmer *sb;
+    const stem_table_t *known;            /* may be NULL */
     stem_slot_t *cache;                   /* STEM_CACHE_SLOTS, direct-mapped; NULL until used */
     uint64_t used[STEM_CACHE_SLOTS / 64]; /* which slots hold a word (the
                                              cache itself is not zeroed) */
@@ -84,26 +100,38 @@ static inline utf8proc_ssize_t decode(const char *s, size_t len, size_t i, utf8p
     return n;
 }
 
-static const char *const NEGATORS[] = {
-    "not",       "no",       "never",    "cannot",  "can't",   "dont",    "don't",
-    "won't",     "isn't",    "aren't",   "wasn't",  "weren't", "doesn't", "didn't",
-    "shouldn't", "wouldn't", "couldn't", "haven't", "hasn't",  "hadn't",  "nor",
-    "neither",   "nobody",   "nothing",  "without", "unable",  "cant",    "wont",
-    "isnt",      "didnt",    "doesnt",   "none",    NULL};
+/* A listed word with its length, so that a lookup compares lengths before
+ * bytes: every word of every response goes through these lists. */
+typedef struct listed_word {
+    const char *w;
+    size_t len;
+} listed_word_t;
 
-static const char *const HEDGES[] = {"maybe",     "perhaps", "possibly", "might",    "probably",
-                                     "hopefully", "guess",   "unsure",   "somewhat", NULL};
+/* clang-format off */
+#define W(s) {s, sizeof(s) - 1}
+/* clang-format on */
 
-static const char *const CLAUSE_WORDS[] = {"but", "however", "although", "though",
-                                           "yet", "whereas", NULL};
+static const listed_word_t NEGATORS[] = {
+    W("not"),     W("no"),     W("never"),     W("cannot"),   W("can't"),    W("dont"),
+    W("don't"),   W("won't"),  W("isn't"),     W("aren't"),   W("wasn't"),   W("weren't"),
+    W("doesn't"), W("didn't"), W("shouldn't"), W("wouldn't"), W("couldn't"), W("haven't"),
+    W("hasn't"),  W("hadn't"), W("nor"),       W("neither"),  W("nobody"),   W("nothing"),
+    W("without"), W("unable"), W("cant"),      W("wont"),     W("isnt"),     W("didnt"),
+    W("doesnt"),  W("none"),   {NULL, 0}};
 
-/* Word lists are short; most words are rejected by their first letter. */
-static bool in_list(const char *const *list, const char *w, size_t n)
+static const listed_word_t HEDGES[] = {W("maybe"),    W("perhaps"),   W("possibly"), W("might"),
+                                       W("probably"), W("hopefully"), W("guess"),    W("unsure"),
+                                       W("somewhat"), {NULL, 0}};
+
+static const listed_word_t CLAUSE_WORDS[] = {W("but"), W("however"), W("although"), W("though"),
+                                             W("yet"), W("whereas"), {NULL, 0}};
+
+#undef W
+
+static bool in_list(const listed_word_t *list, const char *w, size_t n)
 {
-    if (n == 0 || n > 9)
-        return false;
-    for (size_t i = 0; list[i]; i++)
-        if (list[i][0] == w[0] && strlen(list[i]) == n && memcmp(list[i], w, n) == 0)
+    for (size_t i = 0; list[i].w; i++)
+        if (list[i].len == n && list[i].w[0] == w[0] && memcmp(list[i].w, w, n) == 0)
             return true;
     return false;
 }
@@ -119,11 +147,12 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
             break;
         }
     if (ascii) {
-        char *o = arena_alloc(a, len + 1);
+        char *o = arena_alloc_raw(a, len + 1);
         if (!o)
             return NULL;
         for (size_t i = 0; i < len; i++)
             o[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        o[len] = '\0';
         *out_len = len;
         return o;
     }
@@ -152,20 +181,122 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     return o;
 }
 
-/* The Snowball stem of norm[0..nl), copied into a; through the cache for
- * short words. */
+static uint32_t word_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+static const known_stem_t *known_find(const stem_table_t *t, const char *norm, size_t nl,
+                                      uint32_t h)
+{
+    if (!t || !t->cap)
+        return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t k = h & mask; t->v[k].norm_len; k = (k + 1) & mask)
+        if (t->v[k].norm_len == nl && memcmp(t->v[k].norm, norm, nl) == 0)
+            return &t->v[k];
+    return NULL;
+}
+
+stem_table_t *stem_table_new(void)
+{
+    return calloc(1, sizeof(stem_table_t));
+}
+
+void stem_table_free(stem_table_t *t)
+{
+    if (!t)
+        return;
+    free(t->v);
+    arena_free(&t->arena);
+    free(t);
+}
+
+size_t stem_table_memory(const stem_table_t *t)
+{
+    return t ? sizeof *t + t->arena.total + t->cap * sizeof *t->v : 0;
+}
+
+static bool known_put(stem_table_t *t, const known_stem_t *e, uint32_t h)
+{
+    size_t mask = t->cap - 1, k = h & mask;
+    while (t->v[k].norm_len)
+        k = (k + 1) & mask;
+    t->v[k] = *e;
+    return true;
+}
+
+bool stem_table_add_text(stem_table_t *t, stemmer_box_t *st, const char *text, size_t len)
+{
+    arena_t scratch = {0};
+    tokens_t tk;
+    const stem_table_t *was = st->known;
+    st->known = NULL; /* stem for real: this is where known stems come from */
+    bool ok = text_tokenize(&scratch, st, text, len, &tk);
+    st->known = was;
+    for (size_t i = 0; ok && i < tk.n; i++) {
+        const token_t *w = &tk.v[i];
+        if (w->flags & TOK_NUMBER || w->norm_len == 0)
+            continue; /* numbers are not stemmed */
+        uint32_t h = word_hash(w->norm, w->norm_len);
+        if (known_find(t, w->norm, w->norm_len, h))
+            continue;
+        if ((t->n + 1) * 2 > t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 256;
+            known_stem_t *old = t->v;
+            size_t old_cap = t->cap;
+            t->v = calloc(cap, sizeof *t->v);
+            if (!t->v) {
+                t->v = old;
+                ok = false;
+                break;
+            }
+            t->cap = cap;
+            for (size_t k = 0; k < old_cap; k++)
+                if (old[k].norm_len)
+                    known_put(t, &old[k], word_hash(old[k].norm, old[k].norm_len));
+            free(old);
+        }
+        known_stem_t e = {arena_strndup(&t->arena, w->norm, w->norm_len),
+                          arena_strndup(&t->arena, w->stem, w->stem_len), w->norm_len, w->stem_len};
+        if (!e.norm || !e.stem) {
+            ok = false;
+            break;
+        }
+        known_put(t, &e, h);
+        t->n++;
+    }
+    arena_free(&scratch);
+    return ok;
+}
+
+void stemmer_box_use(stemmer_box_t *st, const stem_table_t *known)
+{
+    if (st)
+        st->known = known;
+}
+
+/* The Snowball stem of norm[0..nl), copied into a: from the rubric's known
+ * stems, else through the cache for short words, else the stemmer. */
 static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, const char **stem,
                       uint32_t *stem_len)
 {
     stem_slot_t *slot = NULL;
+    uint32_t h = word_hash(norm, nl);
+    const known_stem_t *ks = known_find(st->known, norm, nl, h);
+    if (ks) {
+        *stem = ks->stem; /* lives as long as the rubric */
+        *stem_len = ks->stem_len;
+        return true;
+    }
     if (nl > 0 && nl < STEM_CACHE_WORD) {
         if (!st->cache)
             st->cache = malloc(STEM_CACHE_SLOTS * sizeof *st->cache);
         if (st->cache) {
-            uint32_t h = 2166136261u;
-            for (size_t i = 0; i < nl; i++)
-                h = (h ^ (unsigned char)norm[i]) * 16777619u;
-            uint32_t k = (h ^ (h >> 15)) & (STEM_CACHE_SLOTS - 1);
+            uint32_t k = h & (STEM_CACHE_SLOTS - 1);
             slot = &st->cache[k];
             bool used = st->used[k / 64] >> (k % 64) & 1;
             st->used[k / 64] |= 1ull << (k % 64);
@@ -202,8 +333,10 @@ static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl
 bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, tokens_t *out)
 {
     memset(out, 0, sizeof *out);
-    size_t cap = 64;
-    token_t *v = arena_alloc(a, cap * sizeof *v);
+    /* about one word per six bytes of prose; tokens are written in full, so
+     * the array needs no zeroing */
+    size_t cap = len / 6 + 16;
+    token_t *v = arena_alloc_raw(a, cap * sizeof *v);
     if (!v)
         return false;
     uint32_t sentence = 0, clause = 0, line = 0;
@@ -272,7 +405,7 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         }
         newlines = 0;
         if (out->n == cap) {
-            token_t *nv = arena_alloc(a, cap * 2 * sizeof *nv);
+            token_t *nv = arena_alloc_raw(a, cap * 2 * sizeof *nv);
             if (!nv)
                 return false;
             memcpy(nv, v, cap * sizeof *v);
@@ -288,6 +421,7 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
             clause++;
             clause_open = false;
         }
+        t->flags = 0;
         t->norm = norm;
         t->norm_len = (uint32_t)nl;
         t->start = (uint32_t)start;
