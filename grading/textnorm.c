@@ -100,40 +100,62 @@ static inline utf8proc_ssize_t decode(const char *s, size_t len, size_t i, utf8p
     return n;
 }
 
-/* A listed word with its length, so that a lookup compares lengths before
- * bytes: every word of every response goes through these lists. */
+/* Negators, hedges and clause words ("but", "however"), grouped by length:
+ * every word of every response is looked up here, and a word is compared
+ * only with the listed words of its length. */
+#define LW_NEGATOR 1
+#define LW_HEDGE 2
+#define LW_CLAUSE 4
+
 typedef struct listed_word {
     const char *w;
-    size_t len;
+    int flags;
 } listed_word_t;
 
-/* clang-format off */
-#define W(s) {s, sizeof(s) - 1}
-/* clang-format on */
+static const listed_word_t LISTED_2[] = {{"no", LW_NEGATOR}, {NULL, 0}};
+static const listed_word_t LISTED_3[] = {
+    {"not", LW_NEGATOR}, {"nor", LW_NEGATOR}, {"but", LW_CLAUSE}, {"yet", LW_CLAUSE}, {NULL, 0}};
+static const listed_word_t LISTED_4[] = {{"dont", LW_NEGATOR}, {"cant", LW_NEGATOR},
+                                         {"wont", LW_NEGATOR}, {"isnt", LW_NEGATOR},
+                                         {"none", LW_NEGATOR}, {NULL, 0}};
+static const listed_word_t LISTED_5[] = {{"never", LW_NEGATOR}, {"can't", LW_NEGATOR},
+                                         {"don't", LW_NEGATOR}, {"won't", LW_NEGATOR},
+                                         {"isn't", LW_NEGATOR}, {"didnt", LW_NEGATOR},
+                                         {"maybe", LW_HEDGE},   {"might", LW_HEDGE},
+                                         {"guess", LW_HEDGE},   {NULL, 0}};
+static const listed_word_t LISTED_6[] = {
+    {"cannot", LW_NEGATOR}, {"aren't", LW_NEGATOR}, {"wasn't", LW_NEGATOR}, {"didn't", LW_NEGATOR},
+    {"hasn't", LW_NEGATOR}, {"hadn't", LW_NEGATOR}, {"nobody", LW_NEGATOR}, {"unable", LW_NEGATOR},
+    {"doesnt", LW_NEGATOR}, {"unsure", LW_HEDGE},   {"though", LW_CLAUSE},  {NULL, 0}};
+static const listed_word_t LISTED_7[] = {{"weren't", LW_NEGATOR}, {"doesn't", LW_NEGATOR},
+                                         {"haven't", LW_NEGATOR}, {"neither", LW_NEGATOR},
+                                         {"nothing", LW_NEGATOR}, {"without", LW_NEGATOR},
+                                         {"perhaps", LW_HEDGE},   {"however", LW_CLAUSE},
+                                         {"whereas", LW_CLAUSE},  {NULL, 0}};
+static const listed_word_t LISTED_8[] = {{"wouldn't", LW_NEGATOR},
+                                         {"couldn't", LW_NEGATOR},
+                                         {"possibly", LW_HEDGE},
+                                         {"probably", LW_HEDGE},
+                                         {"somewhat", LW_HEDGE},
+                                         {"although", LW_CLAUSE},
+                                         {NULL, 0}};
+static const listed_word_t LISTED_9[] = {
+    {"shouldn't", LW_NEGATOR}, {"hopefully", LW_HEDGE}, {NULL, 0}};
 
-static const listed_word_t NEGATORS[] = {
-    W("not"),     W("no"),     W("never"),     W("cannot"),   W("can't"),    W("dont"),
-    W("don't"),   W("won't"),  W("isn't"),     W("aren't"),   W("wasn't"),   W("weren't"),
-    W("doesn't"), W("didn't"), W("shouldn't"), W("wouldn't"), W("couldn't"), W("haven't"),
-    W("hasn't"),  W("hadn't"), W("nor"),       W("neither"),  W("nobody"),   W("nothing"),
-    W("without"), W("unable"), W("cant"),      W("wont"),     W("isnt"),     W("didnt"),
-    W("doesnt"),  W("none"),   {NULL, 0}};
+static const listed_word_t *const LISTED_BY_LEN[10] = {
+    [2] = LISTED_2, [3] = LISTED_3, [4] = LISTED_4, [5] = LISTED_5,
+    [6] = LISTED_6, [7] = LISTED_7, [8] = LISTED_8, [9] = LISTED_9,
+};
 
-static const listed_word_t HEDGES[] = {W("maybe"),    W("perhaps"),   W("possibly"), W("might"),
-                                       W("probably"), W("hopefully"), W("guess"),    W("unsure"),
-                                       W("somewhat"), {NULL, 0}};
-
-static const listed_word_t CLAUSE_WORDS[] = {W("but"), W("however"), W("although"), W("though"),
-                                             W("yet"), W("whereas"), {NULL, 0}};
-
-#undef W
-
-static bool in_list(const listed_word_t *list, const char *w, size_t n)
+/* LW_* flags of the word w[0..n). */
+static int listed_flags(const char *w, size_t n)
 {
-    for (size_t i = 0; list[i].w; i++)
-        if (list[i].len == n && list[i].w[0] == w[0] && memcmp(list[i].w, w, n) == 0)
-            return true;
-    return false;
+    if (n >= sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0] || !LISTED_BY_LEN[n])
+        return 0;
+    for (const listed_word_t *l = LISTED_BY_LEN[n]; l->w; l++)
+        if (l->w[0] == w[0] && memcmp(l->w, w, n) == 0)
+            return l->flags;
+    return 0;
 }
 
 /* NFKC + case fold of s[0..len); ASCII takes the lowercase fast path. The
@@ -417,7 +439,8 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         char *norm = normalize_word(a, text + start, i - start, &nl);
         if (!norm)
             return false;
-        if (in_list(CLAUSE_WORDS, norm, nl) && clause_open) {
+        int listed = listed_flags(norm, nl);
+        if ((listed & LW_CLAUSE) && clause_open) {
             clause++;
             clause_open = false;
         }
@@ -431,9 +454,9 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         t->line = line;
         if (digit_start)
             t->flags |= TOK_NUMBER;
-        if (in_list(NEGATORS, norm, nl) || (nl > 3 && memcmp(norm + nl - 3, "n't", 3) == 0))
+        if ((listed & LW_NEGATOR) || (nl > 3 && memcmp(norm + nl - 3, "n't", 3) == 0))
             t->flags |= TOK_NEGATOR;
-        if (in_list(HEDGES, norm, nl))
+        if (listed & LW_HEDGE)
             t->flags |= TOK_HEDGE;
         if (para_pending) {
             t->flags |= TOK_PARA_START;
