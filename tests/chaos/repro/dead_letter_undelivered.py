@@ -54,7 +54,7 @@ def main():
         c.start_worker()
         got = client.collect([job["job_id"]], timeout=20)
         for line in c.broker.log().splitlines():
-            if "event=worker.lost" in line or "event=job.dead_letter" in line:
+            if "event=worker.lost" in line or "event=worker.gone" in line or "event=job.dead_letter" in line:
                 print(line)
         if job["job_id"] in got.rejected:
             print("BUG: dead-lettered though no worker ever received it: %r"
