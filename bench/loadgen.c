@@ -20,6 +20,7 @@
  * Output: a progress line on stderr every --progress ms, then one line on
  * stdout of key=value pairs that bench/run reads.
  */
+#define _GNU_SOURCE /* ppoll */
 #include "bench/hist.h"
 #include "common/jsonmp.h"
 #include "proto/proto.h"
@@ -27,6 +28,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,6 +394,29 @@ static void drain(loadgen_t *g)
 
 /* ---- the run ----------------------------------------------------------- */
 
+/* Sleep until a connection has input or timeout_ns passes. zmq_poll counts in
+ * milliseconds, which at a fixed rate either spins (timeout 0) or sends late;
+ * ppoll on the sockets' ZMQ_FD waits to the nanosecond. ZMQ_FD is edge
+ * triggered: ZMQ_EVENTS is checked first (which also resets the fd), and the
+ * caller drains every socket after each wake-up. */
+static void wait_input(loadgen_t *g, uint64_t timeout_ns)
+{
+    struct pollfd pfd[LOADGEN_MAX_CONN];
+    for (int c = 0; c < g->o.connections; c++) {
+        int ev = 0;
+        size_t sz = sizeof ev;
+        zmq_getsockopt(g->socks[c], ZMQ_EVENTS, &ev, &sz);
+        if (ev & ZMQ_POLLIN)
+            return;
+        int fd = -1;
+        sz = sizeof fd;
+        zmq_getsockopt(g->socks[c], ZMQ_FD, &fd, &sz);
+        pfd[c] = (struct pollfd){fd, POLLIN, 0};
+    }
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000ull), (long)(timeout_ns % 1000000000ull)};
+    ppoll(pfd, (nfds_t)g->o.connections, &ts, NULL);
+}
+
 static void progress(loadgen_t *g, uint64_t now, uint64_t *last_done, uint64_t *last_t)
 {
     double el = (double)(now - g->t0) / 1e9;
@@ -426,13 +451,9 @@ static void run(loadgen_t *g)
     uint64_t last_done = 0, last_t = g->t0;
     uint64_t deadline = 0; /* set when everything is sent */
     double ns_per_job = o->rate > 0 ? 1e9 / o->rate : 0;
-    zmq_pollitem_t items[LOADGEN_MAX_CONN];
-    for (int c = 0; c < o->connections; c++)
-        items[c] = (zmq_pollitem_t){g->socks[c], 0, ZMQ_POLLIN, 0};
-
     while (!interrupted) {
         uint64_t now = now_ns();
-        long timeout_ms = 100;
+        uint64_t timeout_ns = 100000000ull;
         /* Submit what is due (rate) or what the window allows (flat out). */
         while (g->sent < o->jobs) {
             uint32_t n = o->batch;
@@ -443,8 +464,8 @@ static void run(loadgen_t *g)
                 /* A batch is due when its last job is. */
                 uint64_t due = g->t0 + (uint64_t)((double)(g->sent + n - 1) * ns_per_job);
                 if (due > now) {
-                    long ms = (long)((due - now) / 1000000ull);
-                    timeout_ms = ms < timeout_ms ? ms : timeout_ms;
+                    if (due - now < timeout_ns)
+                        timeout_ns = due - now;
                     break;
                 }
                 t_start = due;
@@ -463,7 +484,7 @@ static void run(loadgen_t *g)
                 return;
             }
             if (rc > 0) {
-                timeout_ms = 1;
+                timeout_ns = 1000000ull;
                 break;
             }
             now = now_ns();
@@ -481,14 +502,11 @@ static void run(loadgen_t *g)
             progress(g, now, &last_done, &last_t);
             next_progress += (uint64_t)o->progress_ms * 1000000ull;
         }
-        if (o->progress_ms) {
-            long ms = (long)((next_progress - now) / 1000000ull);
-            if (ms < timeout_ms)
-                timeout_ms = ms;
-        }
+        if (o->progress_ms && next_progress > now && next_progress - now < timeout_ns)
+            timeout_ns = next_progress - now;
         int was_all_accepted = g->t_all_accepted != 0;
-        if (zmq_poll(items, o->connections, timeout_ms < 0 ? 0 : timeout_ms) > 0)
-            drain(g);
+        wait_input(g, timeout_ns);
+        drain(g);
         if (!was_all_accepted && g->t_all_accepted && o->progress_ms) {
             fprintf(stderr, "loadgen.all_accepted after %.3f s\n",
                     (double)(g->t_all_accepted - g->t0) / 1e9);
