@@ -3,6 +3,7 @@
  * no broker, no worker and no Redis in the way.
  *
  *     scoreline-grade-bench RUBRIC.json (ATTEMPT.json or DIR)... [--seconds S]
+ *                           [--rounds N]
  *
  * Loads the rubric and every attempt (a directory means every *.json in it),
  * converts each attempt's responses exactly as `scoreline submit` does
@@ -16,6 +17,11 @@
  *     from the first attempt that answers it) and an empty responses map:
  *     the latency of a single item, and what it adds over the empty map
  *     (the fixed cost of aggregation, red flags and the digest).
+ *
+ * --rounds N grades exactly N rounds of the attempts (after one warm-up round)
+ * and stops after step 1: a fixed amount of work, for instruction counts
+ * (valgrind --tool=callgrind --toggle-collect=grading_grade), where a
+ * time limit would give a different mix on every run.
  *
  * Output: readable tables on stderr, and "key value" lines on stdout for
  * bench/run. The engine is pure, so the numbers depend only on the CPU.
@@ -196,14 +202,17 @@ static int grade_loop(const grading_rubric_t *r, const msgpack_object *resp, con
 int main(int argc, char **argv)
 {
     double seconds = 3.0;
+    long rounds = 0;
     const char *rubric_path = NULL;
     static attempt_input_t attempts[BENCH_MAX_ATTEMPTS];
     int nattempts = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs("Usage: scoreline-grade-bench RUBRIC.json ATTEMPT.json|DIR... [--seconds S]\n"
+                  "                             [--rounds N]\n"
                   "Grades the attempts on one thread for S seconds (default 3) and prints\n"
-                  "attempts/s, latency per attempt and per item.\n",
+                  "attempts/s, latency per attempt and per item. --rounds N grades exactly\n"
+                  "N rounds of the attempts and stops there (for instruction counts).\n",
                   stdout);
             return 0;
         }
@@ -211,6 +220,12 @@ int main(int argc, char **argv)
             seconds = strtod(argv[++i], NULL);
             if (seconds <= 0) {
                 fprintf(stderr, "scoreline-grade-bench: --seconds must be > 0\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            rounds = strtol(argv[++i], NULL, 10);
+            if (rounds <= 0) {
+                fprintf(stderr, "scoreline-grade-bench: --rounds must be > 0\n");
                 return 2;
             }
         } else if (!rubric_path) {
@@ -228,7 +243,7 @@ int main(int argc, char **argv)
     }
     if (!rubric_path || nattempts == 0) {
         fprintf(stderr, "Usage: scoreline-grade-bench RUBRIC.json ATTEMPT.json|DIR... "
-                        "[--seconds S]\n");
+                        "[--seconds S] [--rounds N]\n");
         return 2;
     }
     size_t len;
@@ -259,6 +274,7 @@ int main(int argc, char **argv)
     hist_init(&all);
     uint64_t count = 0, t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t1;
     size_t bytes = 0;
+    long round = 0;
     do {
         for (int i = 0; i < nattempts; i++) {
             uint64_t dt = grade_once(r, &attempts[i].obj, attempts[i].name);
@@ -268,7 +284,8 @@ int main(int argc, char **argv)
             bytes += attempts[i].bytes;
             count++;
         }
-    } while ((t1 = now_ns()) < end);
+        round++;
+    } while ((t1 = now_ns()), rounds ? round < rounds : t1 < end);
     double wall = (double)(t1 - t0) / 1e9;
     double per_s = (double)count / wall;
 
@@ -286,6 +303,9 @@ int main(int argc, char **argv)
            per_s, hist_mean(&all) / 1e3, (double)hist_percentile(&all, 50) / 1e3,
            (double)hist_percentile(&all, 99) / 1e3, (double)hist_percentile(&all, 99.9) / 1e3,
            (double)bytes / (double)count);
+
+    if (rounds)
+        goto done;
 
     /* 2. Each attempt alone. */
     double per = seconds / 4 / nattempts;
@@ -400,6 +420,7 @@ int main(int argc, char **argv)
     }
     msgpack_zone_destroy(&empty.zone);
     json_decref(none);
+done:
     for (int i = 0; i < nattempts; i++) {
         msgpack_zone_destroy(&attempts[i].zone);
         json_decref(attempts[i].responses);
