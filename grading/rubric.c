@@ -653,6 +653,8 @@ size_t grading_rubric_memory(const grading_rubric_t *r)
         size_t sz = 0;
         pcre2_pattern_info(r->patterns[i], PCRE2_INFO_SIZE, &sz);
         n += sz;
+        if (pcre2_pattern_info(r->patterns[i], PCRE2_INFO_JITSIZE, &sz) == 0)
+            n += sz; /* the JIT's machine code */
     }
     return n;
 }

@@ -16,8 +16,10 @@
  * paragraph bounds) award points when satisfied and subtract their penalty
  * when not. The item's points are clamped to [0, points].
  *
- * Patterns run on the original text with PCRE2's match and depth limits; a
- * pattern that hits a limit is abandoned and the trace says so.
+ * Patterns run on the original text, JIT-compiled where libpcre2 has a JIT;
+ * a match the JIT gives up on runs again in the interpreter with PCRE2's
+ * match and depth limits, and a pattern that hits a limit there is abandoned
+ * and the trace says so.
  */
 #include "internal.h"
 
@@ -171,6 +173,11 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
             pcre2_code_free(code);
             continue;
         }
+        /* Machine code for the matcher where libpcre2 has a JIT: five to ten
+         * times faster on the rubric's guard patterns. A pattern the JIT does
+         * not take runs in the interpreter, and so does any match the JIT gives
+         * up on (see pattern_match). */
+        (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
         e->patterns[e->n_patterns++] = code;
     }
 }
@@ -427,6 +434,23 @@ static bool scoped_flag(const tokens_t *tk, size_t first, size_t last, uint16_t 
     return false;
 }
 
+/* One pcre2_match from off. The JIT's budget is not the interpreter's: it
+ * counts the match limit its own way and has a fixed stack instead of the
+ * depth and heap limits. When the JIT gives up (any error), the interpreter
+ * runs the same match with the documented limits, so a pattern is abandoned
+ * only when the interpreter gives up too, with the interpreter's message. */
+static int pattern_match(const pcre2_code *code, const char *text, size_t len, size_t off,
+                         pcre2_match_data *md, pcre2_match_context *mctx)
+{
+    int rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, 0, md, mctx);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+        size_t jit = 0;
+        if (pcre2_pattern_info(code, PCRE2_INFO_JITSIZE, &jit) == 0 && jit > 0)
+            rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, PCRE2_NO_JIT, md, mctx);
+    }
+    return rc;
+}
+
 static size_t token_at_offset(const tokens_t *tk, size_t off)
 {
     size_t lo = 0, hi = tk->n;
@@ -501,8 +525,7 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
             PCRE2_SIZE off = 0;
             int guard = 0;
             while (off <= len && guard++ < 10000) {
-                int rc =
-                    pcre2_match(e->patterns[p], (PCRE2_SPTR)text, len, off, 0, md, c->r->pcre_mctx);
+                int rc = pattern_match(e->patterns[p], text, len, off, md, c->r->pcre_mctx);
                 if (rc == PCRE2_ERROR_NOMATCH)
                     break;
                 if (rc < 0) {

@@ -27,6 +27,8 @@
 #include "grading/grading.h"
 #include "proto/proto.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,6 +827,42 @@ static void test_catastrophic_pattern_ends_abandoned_within_the_match_limit(void
     grading_rubric_destroy(&r);
 }
 
+/* The keyword-list guard of the csm-smb pack on a list of 600 tiny sentences:
+ * the interpreter nests one backtracking frame per sentence and gives up at
+ * the depth limit (1,000), which left such a list unpenalised. Where libpcre2
+ * has a JIT the match runs there and finds the list; the interpreter is only
+ * asked when the JIT gives up, as the catastrophic patterns above show. */
+static const char *GUARD_RUBRIC =
+    "{\"id\":\"guard\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
+    "\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"list\",\"points\":1,\"patterns\":[\"(?:[^.!?\\\\n]{1,20}[.!?][ \\\\t]*){8,}\"]}]}]}";
+
+static void test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit(void **state)
+{
+    (void)state;
+    uint32_t jit = 0;
+    pcre2_config(PCRE2_CONFIG_JIT, &jit);
+    if (!jit)
+        skip();
+    grading_rubric_t *r = load_ok(GUARD_RUBRIC);
+    const char *unit = "Ok sure. ";
+    size_t n = 600, ul = strlen(unit);
+    char *list = malloc(n * ul + 1);
+    assert_non_null(list);
+    for (size_t i = 0; i < n; i++)
+        memcpy(list + i * ul, unit, ul);
+    list[n * ul] = '\0';
+    text_arg_t arg = {list, n * ul};
+    grading_result_t res;
+    grading_error_t e;
+    assert_int_equal(grade_one(r, "t", pack_text, &arg, &res, &e), GRADING_OK);
+    assert_null(memmem(res.data, res.len, "abandoned", 9));
+    assert_int_equal(result_total_points_milli(&res), 1000);
+    grading_result_free(&res);
+    free(list);
+    grading_rubric_destroy(&r);
+}
+
 /* ------------------------------------------------------------ CLI attempts */
 
 static attempt_err_t parse_attempt(const char *text, attempt_error_t *e)
@@ -927,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
         cmocka_unit_test(test_invalid_utf8_text_is_graded_deterministically),
         cmocka_unit_test(test_catastrophic_pattern_ends_abandoned_within_the_match_limit),
+        cmocka_unit_test(test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit),
         cmocka_unit_test(test_attempt_limits_are_invalid_attempt),
         cmocka_unit_test(test_attempt_nesting_is_bounded_by_the_wire_depth),
     };
