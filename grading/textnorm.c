@@ -480,11 +480,23 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
     return true;
 }
 
-/* NFKC + case fold; punctuation and whitespace runs become one space; trimmed. */
+/* NFKC + case fold, without apostrophes; punctuation and whitespace runs
+ * become one space; trimmed. Folding a folded label changes nothing. */
 char *text_fold(arena_t *a, const char *s, size_t len)
 {
     size_t nl = 0;
     char *norm = normalize_word(a, s, len, &nl);
+    /* The apostrophes go after normalising (it makes them of U+2019 and
+     * U+FF07), and what is left is normalised again: an apostrophe blocks
+     * composition, so "a'" + U+0301 is NFKC while "a" + U+0301 is not. A
+     * second round finds none left; the bound is for safety. */
+    for (int round = 0; norm && round < 4 && memchr(norm, '\'', nl); round++) {
+        size_t k = 0;
+        for (size_t i = 0; i < nl; i++)
+            if (norm[i] != '\'')
+                norm[k++] = norm[i];
+        norm = normalize_word(a, norm, k, &nl);
+    }
     if (!norm)
         return NULL;
     char *o = arena_alloc(a, nl + 1);
