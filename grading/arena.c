@@ -96,8 +96,11 @@ static bool fmt_simple(char *out, size_t cap, size_t *len, const char *fmt, va_l
         size_t pl;
         char num[24];
         if (*f != '%') {
+            /* the literal run up to the next conversion, in one piece */
             piece = f;
-            pl = 1;
+            while (f[1] && f[1] != '%')
+                f++;
+            pl = (size_t)(f - piece) + 1;
         } else if (f[1] == '%') {
             piece = f++;
             pl = 1;
@@ -136,7 +139,11 @@ static bool fmt_simple(char *out, size_t cap, size_t *len, const char *fmt, va_l
         }
         if (pl >= cap - n)
             return false;
-        memcpy(out + n, piece, pl);
+        if (pl <= 16) /* most pieces: cheaper than a call */
+            for (size_t k = 0; k < pl; k++)
+                out[n + k] = piece[k];
+        else
+            memcpy(out + n, piece, pl);
         n += pl;
     }
     out[n] = '\0';
