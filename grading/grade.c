@@ -190,7 +190,7 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     /* out->data: map header (n + 1), entries sorting before "digest", the
      * digest entry, the rest */
     t_sort_keys(result);
-    tbuf_reserve(&body, 32768);
+    tbuf_reserve(&body, 65536);
     tbuf_pack_map(&body, result->n + 1);
     size_t first = body.len, i = 0;
     for (; i < result->n && strcmp(result->keys[i], "digest") < 0; i++) {

@@ -215,6 +215,12 @@ void tbuf_free(tbuf_t *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Room for n more bytes: the inline test, tbuf_reserve when it fails. */
+static inline bool tbuf_room(tbuf_t *b, size_t n)
+{
+    return b->cap - b->len >= n || tbuf_reserve(b, n);
+}
+
 static inline void put_be(uint8_t *o, uint64_t v, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
@@ -228,7 +234,7 @@ static inline void put_be(uint8_t *o, uint64_t v, int n)
 static inline void pack_len(tbuf_t *b, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
                             size_t v)
 {
-    if (!tbuf_reserve(b, 5))
+    if (!tbuf_room(b, 5))
         return;
     uint8_t *o = b->data + b->len;
     if (v <= fix_max) {
@@ -261,13 +267,43 @@ void tbuf_pack_map(tbuf_t *b, size_t n)
 
 void tbuf_pack_str(tbuf_t *b, const char *s, size_t n)
 {
+    if (n <= 31) {
+        /* fixstr, most strings of a result: header and bytes in one go */
+        if (!tbuf_room(b, 1 + n))
+            return;
+        uint8_t *o = b->data + b->len;
+        o[0] = (uint8_t)(0xa0 | n);
+        for (size_t k = 0; k < n; k++)
+            o[1 + k] = (uint8_t)s[k];
+        b->len += 1 + n;
+        return;
+    }
     pack_len(b, 0xa0, 31, 0xd9, 0xda, n);
     tbuf_write(b, s, n);
 }
 
+/* A map key (NUL-terminated): its length is found while it is copied. */
+static void tbuf_pack_key(tbuf_t *b, const char *key)
+{
+    if (!tbuf_room(b, 32))
+        return;
+    uint8_t *o = b->data + b->len;
+    size_t n = 0;
+    while (n < 31 && key[n]) {
+        o[1 + n] = (uint8_t)key[n];
+        n++;
+    }
+    if (key[n]) { /* 31 bytes or more */
+        tbuf_pack_str(b, key, strlen(key));
+        return;
+    }
+    o[0] = (uint8_t)(0xa0 | n);
+    b->len += 1 + n;
+}
+
 void tbuf_pack_int(tbuf_t *b, int64_t d)
 {
-    if (!tbuf_reserve(b, 9))
+    if (!tbuf_room(b, 9))
         return;
     uint8_t *o = b->data + b->len;
     size_t n;
@@ -315,10 +351,9 @@ bool t_pack(tnode_t *n, tbuf_t *b)
 {
     switch (n->kind) {
     case T_NIL:
-        tbuf_write(b, "\xc0", 1);
-        break;
     case T_BOOL:
-        tbuf_write(b, n->i ? "\xc3" : "\xc2", 1);
+        if (tbuf_room(b, 1))
+            b->data[b->len++] = n->kind == T_NIL ? 0xc0 : n->i ? 0xc3 : 0xc2;
         break;
     case T_INT:
         tbuf_pack_int(b, n->i);
@@ -335,7 +370,7 @@ bool t_pack(tnode_t *n, tbuf_t *b)
         t_sort_keys(n);
         tbuf_pack_map(b, n->n);
         for (size_t i = 0; i < n->n && !b->oom; i++) {
-            tbuf_pack_str(b, n->keys[i], strlen(n->keys[i]));
+            tbuf_pack_key(b, n->keys[i]);
             t_pack(n->kids[i], b);
         }
         break;
