@@ -73,9 +73,15 @@ static uint64_t hash_str(const char *s, size_t n)
     return hash_bytes(s, n, 0xcbf29ce484222325ull);
 }
 
+/* Equal strings; a loop, as words are short and a memcmp call costs more. */
 static bool same(const char *a, size_t an, const char *b, size_t bn)
 {
-    return an == bn && memcmp(a, b, an) == 0;
+    if (an != bn)
+        return false;
+    for (size_t i = 0; i < an; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
 }
 
 static size_t pow2_at_least(size_t n)

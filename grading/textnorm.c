@@ -148,12 +148,22 @@ static const listed_word_t *const LISTED_BY_LEN[10] = {
 };
 
 /* LW_* flags of the word w[0..n). */
+/* memcmp(a, b, n) == 0 for the short strings of words: a loop is cheaper
+ * than the call. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 static int listed_flags(const char *w, size_t n)
 {
     if (n >= sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0] || !LISTED_BY_LEN[n])
         return 0;
     for (const listed_word_t *l = LISTED_BY_LEN[n]; l->w; l++)
-        if (l->w[0] == w[0] && memcmp(l->w, w, n) == 0)
+        if (l->w[0] == w[0] && bytes_equal(l->w, w, n))
             return l->flags;
     return 0;
 }
@@ -218,7 +228,7 @@ static const known_stem_t *known_find(const stem_table_t *t, const char *norm, s
         return NULL;
     size_t mask = t->cap - 1;
     for (size_t k = h & mask; t->v[k].norm_len; k = (k + 1) & mask)
-        if (t->v[k].norm_len == nl && memcmp(t->v[k].norm, norm, nl) == 0)
+        if (t->v[k].norm_len == nl && bytes_equal(t->v[k].norm, norm, nl))
             return &t->v[k];
     return NULL;
 }
@@ -454,7 +464,7 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         t->line = line;
         if (digit_start)
             t->flags |= TOK_NUMBER;
-        if ((listed & LW_NEGATOR) || (nl > 3 && memcmp(norm + nl - 3, "n't", 3) == 0))
+        if ((listed & LW_NEGATOR) || (nl > 3 && bytes_equal(norm + nl - 3, "n't", 3)))
             t->flags |= TOK_NEGATOR;
         if (listed & LW_HEDGE)
             t->flags |= TOK_HEDGE;
@@ -540,12 +550,12 @@ bool text_within_one_edit(const char *a, size_t alen, const char *b, size_t blen
     if (i == alen)
         return true; /* equal, or b has one extra byte at the end */
     if (alen == blen) {
-        if (memcmp(a + i + 1, b + i + 1, alen - i - 1) == 0)
+        if (bytes_equal(a + i + 1, b + i + 1, alen - i - 1))
             return true; /* substitution */
         return i + 1 < alen && a[i] == b[i + 1] && a[i + 1] == b[i] &&
-               memcmp(a + i + 2, b + i + 2, alen - i - 2) == 0; /* transposition */
+               bytes_equal(a + i + 2, b + i + 2, alen - i - 2); /* transposition */
     }
-    return memcmp(a + i, b + i + 1, alen - i) == 0; /* insertion */
+    return bytes_equal(a + i, b + i + 1, alen - i); /* insertion */
 }
 
 /* Is the text span [start, end) denied in its clause: a negator up to three
