@@ -489,11 +489,11 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
             size_t s = tk->v[sp.first].start, en = tk->v[sp.last].end;
             if (neg || hedge) {
                 if (shown_rej++ < MAX_EVIDENCE) {
-                    tnode_t *rj = t_map(c->a);
-                    t_set(c->a, rj, "phrase", t_strz(c->a, e->phrases[p].src));
-                    t_set(c->a, rj, "why", t_strz(c->a, neg ? "negated" : "hedged"));
-                    t_set(c->a, rj, "start", t_int(c->a, (int64_t)s));
-                    t_set(c->a, rj, "end", t_int(c->a, (int64_t)en));
+                    tnode_t *rj = t_map(c->a); /* fresh maps: t_put */
+                    t_put(c->a, rj, "phrase", t_ref(c->a, e->phrases[p].src));
+                    t_put(c->a, rj, "why", t_ref(c->a, neg ? "negated" : "hedged"));
+                    t_put(c->a, rj, "start", t_int(c->a, (int64_t)s));
+                    t_put(c->a, rj, "end", t_int(c->a, (int64_t)en));
                     t_push(c->a, rejected, rj);
                 }
             } else {
@@ -502,12 +502,12 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
                     trace_evidence(c, rule, text, s, en);
                     tnode_t *evs = t_get(rule, "evidence");
                     tnode_t *last_ev = evs ? evs->kids[evs->n - 1] : NULL;
-                    t_set(c->a, last_ev, "phrase", t_strz(c->a, e->phrases[p].src));
+                    t_put(c->a, last_ev, "phrase", t_ref(c->a, e->phrases[p].src));
                     if (sp.typo)
-                        t_set(c->a, last_ev, "typo", t_bool(c->a, true));
+                        t_put(c->a, last_ev, "typo", t_bool(c->a, true));
                     tnode_t *copy = t_map(c->a);
-                    t_set(c->a, copy, "start", t_int(c->a, (int64_t)s));
-                    t_set(c->a, copy, "end", t_int(c->a, (int64_t)en));
+                    t_put(c->a, copy, "start", t_int(c->a, (int64_t)s));
+                    t_put(c->a, copy, "end", t_int(c->a, (int64_t)en));
                     t_push(c->a, elem_ev, copy);
                 }
             }
@@ -545,10 +545,10 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
                 if (neg) {
                     if (shown_rej++ < MAX_EVIDENCE) {
                         tnode_t *rj = t_map(c->a);
-                        t_set(c->a, rj, "pattern", t_strz(c->a, e->pattern_src[p]));
-                        t_set(c->a, rj, "why", t_strz(c->a, "negated"));
-                        t_set(c->a, rj, "start", t_int(c->a, (int64_t)s));
-                        t_set(c->a, rj, "end", t_int(c->a, (int64_t)en));
+                        t_put(c->a, rj, "pattern", t_ref(c->a, e->pattern_src[p]));
+                        t_put(c->a, rj, "why", t_ref(c->a, "negated"));
+                        t_put(c->a, rj, "start", t_int(c->a, (int64_t)s));
+                        t_put(c->a, rj, "end", t_int(c->a, (int64_t)en));
                         t_push(c->a, rejected, rj);
                     }
                 } else {
@@ -556,8 +556,8 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
                     if (shown++ < MAX_EVIDENCE) {
                         trace_evidence(c, rule, text, s, en);
                         tnode_t *copy = t_map(c->a);
-                        t_set(c->a, copy, "start", t_int(c->a, (int64_t)s));
-                        t_set(c->a, copy, "end", t_int(c->a, (int64_t)en));
+                        t_put(c->a, copy, "start", t_int(c->a, (int64_t)s));
+                        t_put(c->a, copy, "end", t_int(c->a, (int64_t)en));
                         t_push(c->a, elem_ev, copy);
                     }
                 }
@@ -658,7 +658,7 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
         out->elem_evidence[ei] = elem_ev->n ? elem_ev : NULL;
         t_set(c->a, rule, "matched", t_bool(c->a, matched));
         t_set(c->a, rule, "points_milli", t_int(c->a, pts));
-        t_set(c->a, rule, "detail", t_strz(c->a, detail));
+        t_set(c->a, rule, "detail", t_ref(c->a, detail));
     }
     (void)len;
     (void)path;
