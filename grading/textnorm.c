@@ -71,10 +71,22 @@ void stemmer_box_free(stemmer_box_t *s)
     free(s);
 }
 
+/* ASCII letters and digits, by byte */
+static const bool ASCII_WORD[128] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1,
+    ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
 static inline bool is_word_cp(utf8proc_int32_t cp)
 {
     if (cp < 128)
-        return (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || (cp >= '0' && cp <= '9');
+        return cp >= 0 && ASCII_WORD[cp];
     utf8proc_category_t c = utf8proc_category(cp);
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO);
 }
@@ -172,18 +184,19 @@ static int listed_flags(const char *w, size_t n)
  * typographic apostrophe becomes '. */
 static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_len)
 {
-    bool ascii = true;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] >= 128) {
-            ascii = false;
+    /* ASCII: lowercase while copying; a byte >= 128 sends the word to
+     * utf8proc instead (the copy is then left unused in the arena) */
+    char *o = arena_alloc_raw(a, len + 1);
+    if (!o)
+        return NULL;
+    size_t j = 0;
+    for (; j < len; j++) {
+        unsigned char ch = (unsigned char)s[j];
+        if (ch >= 128)
             break;
-        }
-    if (ascii) {
-        char *o = arena_alloc_raw(a, len + 1);
-        if (!o)
-            return NULL;
-        for (size_t i = 0; i < len; i++)
-            o[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        o[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    if (j == len) {
         o[len] = '\0';
         *out_len = len;
         return o;
@@ -198,7 +211,7 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
         return arena_strdup(a, "");
     }
     /* U+2019 RIGHT SINGLE QUOTATION MARK (e2 80 99) -> ' */
-    char *o = arena_alloc(a, (size_t)n + 1);
+    o = arena_alloc(a, (size_t)n + 1);
     size_t k = 0;
     for (utf8proc_ssize_t i = 0; o && i < n; i++) {
         if (i + 2 < n && dst[i] == 0xe2 && dst[i + 1] == 0x80 && dst[i + 2] == 0x99) {
