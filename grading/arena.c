@@ -156,6 +156,19 @@ char *arena_printf(arena_t *a, const char *fmt, ...)
     char small[256];
     size_t len;
     va_list ap;
+    arena_block_t *b = a->head;
+    if (b && !a->oom && b->cap - b->used >= sizeof small) {
+        /* straight into the head block's free space, then claim what it
+         * took (rounded as arena_alloc_raw rounds) */
+        char *dst = (char *)b->data + b->used;
+        va_start(ap, fmt);
+        bool done = fmt_simple(dst, sizeof small, &len, fmt, ap);
+        va_end(ap);
+        if (done) {
+            b->used += (len + 1 + 15) & ~(size_t)15;
+            return dst;
+        }
+    }
     va_start(ap, fmt);
     bool done = fmt_simple(small, sizeof small, &len, fmt, ap);
     va_end(ap);
