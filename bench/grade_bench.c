@@ -10,8 +10,9 @@
  * (common/jsonmp: JSON -> msgpack, keys sorted), then on one thread:
  *
  *  1. grades the attempts round robin for S seconds: full attempts per
- *     second, and the latency of one attempt (p50/p99/p99.9) in an HDR-style
- *     histogram;
+ *     second (per wall-clock second, and per second of the thread's CPU
+ *     time, which other load on the machine disturbs less), and the latency
+ *     of one attempt (p50/p99/p99.9) in an HDR-style histogram;
  *  2. grades each attempt alone: mean cost per attempt file;
  *  3. grades each item alone (a responses map holding only that item's answer
  *     from the first attempt that answers it) and an empty responses map:
@@ -53,6 +54,15 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of this thread: what the gradings cost while other processes
+ * share the cores (wall time then includes waiting for one). */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -272,6 +282,7 @@ int main(int argc, char **argv)
     /* 1. Round robin over every attempt: throughput and latency. */
     static hist_t all;
     hist_init(&all);
+    uint64_t c0 = cpu_ns();
     uint64_t count = 0, t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), t1;
     size_t bytes = 0;
     long round = 0;
@@ -288,6 +299,8 @@ int main(int argc, char **argv)
     } while ((t1 = now_ns()), rounds ? round < rounds : t1 < end);
     double wall = (double)(t1 - t0) / 1e9;
     double per_s = (double)count / wall;
+    double cpu = (double)(cpu_ns() - c0) / 1e9;
+    double per_cpu_s = cpu > 0 ? (double)count / cpu : 0;
 
     fprintf(stderr, "rubric %s (%s), loaded in %.0f us; %d attempts, %.1f s on one thread\n",
             grading_rubric_id(r), rubric_path, load_us, nattempts, wall);
@@ -296,8 +309,12 @@ int main(int argc, char **argv)
             per_s, 1e6 / per_s, (double)hist_percentile(&all, 50) / 1e3,
             (double)hist_percentile(&all, 99) / 1e3, (double)hist_percentile(&all, 99.9) / 1e3,
             (double)all.max / 1e3);
+    fprintf(stderr, "  %.0f full attempts per CPU second (%.1f us of CPU each)\n", per_cpu_s,
+            per_cpu_s > 0 ? 1e6 / per_cpu_s : 0);
     printf("rubric %s\nattempts %d\nseconds %.2f\nrubric_load_us %.1f\n", grading_rubric_id(r),
            nattempts, wall, load_us);
+    printf("attempts_per_cpu_s %.0f\nattempt_cpu_us %.2f\n", per_cpu_s,
+           per_cpu_s > 0 ? 1e6 / per_cpu_s : 0);
     printf("attempts_per_s %.0f\nattempt_mean_us %.2f\nattempt_p50_us %.2f\nattempt_p99_us "
            "%.2f\nattempt_p999_us %.2f\nresponse_bytes_mean %.0f\n",
            per_s, hist_mean(&all) / 1e3, (double)hist_percentile(&all, 50) / 1e3,
