@@ -428,7 +428,10 @@ bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk)
         const lex_str_t *e = str_find(lx, t->stem, t->stem_len);
         if (e && !add_all(&l, from, lx->post + e->stem_at, e->n_stem))
             return false;
-        const lex_str_t *f = str_find(lx, t->norm, t->norm_len);
+        /* most short words are their own stem: one lookup serves both */
+        const lex_str_t *f = same(t->stem, t->stem_len, t->norm, t->norm_len)
+                                 ? e
+                                 : str_find(lx, t->norm, t->norm_len);
         if (f && !add_all(&l, from, lx->post + f->norm_at, f->n_norm))
             return false;
         int32_t syn = e ? e->syn : -1;
