@@ -643,7 +643,8 @@ static void results_flush(broker_t *b)
     free(items);
 }
 
-static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
+/* Returns send_to_worker's result (0 when the body could not be encoded). */
+static int worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
 {
     msgpack_sbuffer_clear(&b->out);
     int rc;
@@ -654,8 +655,7 @@ static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, 
         proto_disconnect_t d = {.reason = proto_str(reason)};
         rc = proto_encode_disconnect(&b->out, &d);
     }
-    if (rc == 0)
-        send_to_worker(b, w, cmd, b->out.data, b->out.size);
+    return rc == 0 ? send_to_worker(b, w, cmd, b->out.data, b->out.size) : 0;
 }
 
 /* DISCONNECT to an identity the broker does not know: it must say READY. */
@@ -693,8 +693,10 @@ static void work_message(broker_t *b, frames_t *fr)
     proto_error_t perr;
     queue_worker_t *w = queue_worker_find(b->queue, identity, id_len);
     int64_t now = clock_mono_ms();
-    if (w)
+    if (w) {
         w->last_seen_ms = now;
+        w->heard = 1;
+    }
     switch (cmd) {
     case PROTO_CMD_READY: {
         proto_ready_t rd;
@@ -831,6 +833,16 @@ static void dead_letter(broker_t *b, queue_job_t *j)
     queue_job_finish(b->queue, j);
 }
 
+/* ZeroMQ refused a message to w (EHOSTUNREACH): its connection is closed. */
+static void worker_gone(broker_t *b, queue_worker_t *w)
+{
+    b->m.workers_lost++;
+    log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"", w->name,
+             w->inflight);
+    worker_charge_lost(b, w, "closed its connection");
+    queue_worker_remove(b->queue, w);
+}
+
 /* Send queued jobs to workers with free credit. */
 static void dispatch(broker_t *b)
 {
@@ -859,11 +871,7 @@ static void dispatch(broker_t *b)
             queue_job_requeue(b->queue, j);
             if (!gone)
                 return; /* its pipe is full: try again next turn */
-            b->m.workers_lost++;
-            log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"",
-                     w->name, w->inflight);
-            worker_charge_lost(b, w, "closed its connection");
-            queue_worker_remove(b->queue, w);
+            worker_gone(b, w);
         }
     }
 }
@@ -873,9 +881,20 @@ static void dispatch(broker_t *b)
  * was most likely grading when it died: only those are charged a failed
  * delivery (a job that kills its worker is among them every time and
  * reaches the dead-letter limit); the rest were waiting in its queue and go
- * back without a charge. The running list is newest first. */
+ * back without a charge. The running list is newest first.
+ *
+ * A worker that never said anything after its READY (no HEARTBEAT, no
+ * RESULT) died at once: the JOBs sent in answer to that READY went into a
+ * connection whose end had not reached us yet, and ZeroMQ dropped them
+ * unread. It could not have started any of them, so none is charged. */
 static void worker_charge_lost(broker_t *b, queue_worker_t *w, const char *why)
 {
+    if (!w->heard) {
+        if (w->inflight)
+            log_info("worker.died_at_once", "worker=%s requeued_uncharged=%u", w->name,
+                     w->inflight);
+        return;
+    }
     uint32_t threads = w->threads ? w->threads : 1;
     uint32_t i = 0;
     for (queue_job_t *j = w->running; j; j = j->run_next, i++)
@@ -924,7 +943,9 @@ static void tick(broker_t *b)
             worker_charge_lost(b, w, "stopped answering heartbeats");
             queue_worker_remove(b->queue, w); /* its jobs go back to the head */
         } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
-            worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL);
+            /* A closed connection shows here within one interval. */
+            if (worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL) != 0 && errno == EHOSTUNREACH)
+                worker_gone(b, w);
         }
         w = next;
     }
