@@ -35,6 +35,10 @@
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
 #define BROKER_SWEEP_MS 5000           /* journal sweep interval */
+/* Deliveries, charged or not, per --max-attempts before a job is given up:
+ * bounds a job that kills every worker before it says anything (never
+ * charged, see worker_charge_lost). */
+#define BROKER_DELIVERIES_PER_ATTEMPT 4
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -805,8 +809,12 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
 static void dead_letter(broker_t *b, queue_job_t *j)
 {
     char reason[300];
-    snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
-             j->last_reason[0] ? j->last_reason : "unknown");
+    if (j->failures >= b->cfg.max_attempts)
+        snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
+                 j->last_reason[0] ? j->last_reason : "unknown");
+    else
+        snprintf(reason, sizeof reason, "delivered %u times without a result; last: %s",
+                 j->attempt - 1, j->last_reason[0] ? j->last_reason : "unknown");
     journal_entry_t e = job_entry(j);
     if (journal_dead(b->journal, &e, reason, clock_wall_us()) != 0) {
         /* Not stored: keep the job; it is retried when Redis is back. */
@@ -849,7 +857,8 @@ static void dispatch(broker_t *b)
     int64_t now = clock_mono_ms();
     queue_job_t *j;
     while ((j = queue_dispatch(b->queue, now)) != NULL) {
-        if (j->failures >= b->cfg.max_attempts) {
+        if (j->failures >= b->cfg.max_attempts ||
+            j->attempt > b->cfg.max_attempts * BROKER_DELIVERIES_PER_ATTEMPT) {
             dead_letter(b, j);
             if (!journal_is_up(b->journal))
                 return;
@@ -890,6 +899,9 @@ static void dispatch(broker_t *b)
 static void worker_charge_lost(broker_t *b, queue_worker_t *w, const char *why)
 {
     if (!w->heard) {
+        for (queue_job_t *j = w->running; j; j = j->run_next)
+            snprintf(j->last_reason, sizeof j->last_reason,
+                     "worker %.64s %.40s before saying anything after READY", w->name, why);
         if (w->inflight)
             log_info("worker.died_at_once", "worker=%s requeued_uncharged=%u", w->name,
                      w->inflight);
