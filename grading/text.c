@@ -154,12 +154,21 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
         pcre2_set_heap_limit(mc, 4096); /* KiB */
         L->r->pcre_mctx = mc;
     }
+    /* Compile cost: limits.c has bounded length and nesting already; PCRE2
+     * enforces the same bounds should its reading of a pattern differ. */
+    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+    if (!cc) {
+        L->r->arena.oom = true;
+        return;
+    }
+    pcre2_set_parens_nest_limit(cc, GRADING_PATTERN_PARENS_MAX);
+    pcre2_set_max_pattern_length(cc, GRADING_PATTERN_MAX_BYTES);
     for (size_t i = 0; i < n; i++) {
         int ec;
         PCRE2_SIZE eo;
         pcre2_code *code = pcre2_compile(
             (PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED,
-            PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+            PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF, &ec, &eo, cc);
         if (!code) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ec, msg, sizeof msg);
@@ -173,6 +182,7 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
         }
         e->patterns[e->n_patterns++] = code;
     }
+    pcre2_compile_context_free(cc);
 }
 
 /* Compile "elements" and "rules" of obj into *out; element refs are written
@@ -450,13 +460,14 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     size_t shown = 0, shown_rej = 0;
     /* phrases: scan token starts; matches do not overlap within an element */
     size_t next_free = 0;
-    for (size_t i = 0; i < tk->n; i++) {
+    for (size_t i = 0; i < tk->n && !ctx_over_budget(c); i++) {
         if (i < next_free || token_unmatched(tk, i))
             continue;
         uint64_t cand = phrase_candidates(m, &e->index, i);
         for (size_t p = next_phrase(&e->index, cand, 0, e->n_phrases); p < e->n_phrases;
              p = next_phrase(&e->index, cand, p + 1, e->n_phrases)) {
             span_t sp;
+            c->steps += e->phrases[p].n + (uint64_t)e->window; /* words it may look at */
             if (!phrase_at(m, &e->phrases[p], e->window, i, &sp))
                 continue;
             bool neg = e->negatable &&
@@ -500,9 +511,14 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
         for (size_t p = 0; md && p < e->n_patterns; p++) {
             PCRE2_SIZE off = 0;
             int guard = 0;
-            while (off <= len && guard++ < 10000) {
+            while (off <= len && guard++ < 10000 && !ctx_over_budget(c)) {
                 int rc =
                     pcre2_match(e->patterns[p], (PCRE2_SPTR)text, len, off, 0, md, c->r->pcre_mctx);
+                /* Work budget: the call, and the bytes it moved over (to the
+                 * match's end, or to the end of the text). */
+                size_t reached = rc >= 0 ? pcre2_get_ovector_pointer(md)[1] : len;
+                c->steps += GRADING_PATTERN_CALL_STEPS +
+                            GRADING_PATTERN_BYTE_STEPS * (reached > off ? reached - off : 0);
                 if (rc == PCRE2_ERROR_NOMATCH)
                     break;
                 if (rc < 0) {
@@ -746,13 +762,14 @@ bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *
     if (!toks)
         return false;
     match_ctx_t m = {.toks = toks, .typo_min = PHRASE_SET_TYPO_MIN};
-    for (size_t i = 0; i < toks->n; i++) {
+    for (size_t i = 0; i < toks->n && !ctx_over_budget(c); i++) {
         if (token_unmatched(toks, i))
             continue;
         uint64_t cand = phrase_candidates(&m, &ps->index, i);
         for (size_t p = next_phrase(&ps->index, cand, 0, ps->n); p < ps->n;
              p = next_phrase(&ps->index, cand, p + 1, ps->n)) {
             span_t sp;
+            c->steps += ps->v[p].n + 2;
             if (!phrase_at(&m, &ps->v[p], 2, i, &sp))
                 continue;
             if (scoped_flag(toks, sp.first, sp.last, TOK_NEGATOR, ps->v[p].has_negator))
