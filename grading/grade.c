@@ -348,6 +348,8 @@ done:
         err_set(err, rc, "", "out of memory while grading");
     if (c.match_data)
         pcre2_match_data_free(c.match_data);
+    if (c.match_ctx)
+        pcre2_match_context_free(c.match_ctx);
     stemmer_box_free(c.stemmer);
     arena_free(&arena);
     if (rc != GRADING_OK)

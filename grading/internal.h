@@ -69,14 +69,19 @@
 #define GRADING_MATCH_WORK_MAX 200000
 
 /* Grading work budget: matching steps one grading call may take (a phrase
- * tried at a word counts its words plus its window, a name compared at a
+ * tried at a word counts its words times its words plus its window, a name compared at a
  * word counts 1, a PCRE2 match call GRADING_PATTERN_CALL_STEPS plus
- * GRADING_PATTERN_BYTE_STEPS per byte of text it moved over). A step is
- * roughly 10 ns of matching. Past the budget the call fails with
- * GRADING_ERR_LIMIT. */
+ * GRADING_PATTERN_BYTE_STEPS per byte of text it moved over plus one per
+ * GRADING_PATTERN_CHECK_BYTES bytes from its start to the end of the text,
+ * which PCRE2 checks as UTF-8 on every call). A step is roughly 10 ns of
+ * matching. Past the budget the call fails with GRADING_ERR_LIMIT. */
 #define GRADING_WORK_BUDGET 20000000u
 #define GRADING_PATTERN_CALL_STEPS 100u
 #define GRADING_PATTERN_BYTE_STEPS 16u
+/* A pattern scans at most this many start positions per PCRE2 call, so the
+ * budget is checked at least that often in a long text. */
+#define GRADING_PATTERN_WINDOW 262144u
+#define GRADING_PATTERN_CHECK_BYTES 8u
 
 /* ---- arena ---- */
 typedef struct arena_block arena_block_t;
@@ -479,6 +484,8 @@ typedef struct grade_ctx {
     arena_t *a;
     stemmer_box_t *stemmer; /* created on first use */
     void *match_data;       /* pcre2_match_data_8, created on first use */
+    void *match_ctx;        /* pcre2_match_context_8: the rubric's limits and a per-call
+                               offset limit (text.c), created on first use */
     uint64_t steps;         /* matching work done so far (GRADING_WORK_BUDGET) */
 } grade_ctx_t;
 
