@@ -35,6 +35,10 @@
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
 #define BROKER_SWEEP_MS 5000           /* journal sweep interval */
+/* Deliveries, charged or not, per --max-attempts before a job is given up:
+ * bounds a job that kills every worker before it says anything (never
+ * charged, see worker_charge_lost). */
+#define BROKER_DELIVERIES_PER_ATTEMPT 4
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -643,7 +647,8 @@ static void results_flush(broker_t *b)
     free(items);
 }
 
-static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
+/* Returns send_to_worker's result (0 when the body could not be encoded). */
+static int worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
 {
     msgpack_sbuffer_clear(&b->out);
     int rc;
@@ -654,8 +659,7 @@ static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, 
         proto_disconnect_t d = {.reason = proto_str(reason)};
         rc = proto_encode_disconnect(&b->out, &d);
     }
-    if (rc == 0)
-        send_to_worker(b, w, cmd, b->out.data, b->out.size);
+    return rc == 0 ? send_to_worker(b, w, cmd, b->out.data, b->out.size) : 0;
 }
 
 /* DISCONNECT to an identity the broker does not know: it must say READY. */
@@ -693,8 +697,10 @@ static void work_message(broker_t *b, frames_t *fr)
     proto_error_t perr;
     queue_worker_t *w = queue_worker_find(b->queue, identity, id_len);
     int64_t now = clock_mono_ms();
-    if (w)
+    if (w) {
         w->last_seen_ms = now;
+        w->heard = 1;
+    }
     switch (cmd) {
     case PROTO_CMD_READY: {
         proto_ready_t rd;
@@ -803,8 +809,12 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
 static void dead_letter(broker_t *b, queue_job_t *j)
 {
     char reason[300];
-    snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
-             j->last_reason[0] ? j->last_reason : "unknown");
+    if (j->failures >= b->cfg.max_attempts)
+        snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
+                 j->last_reason[0] ? j->last_reason : "unknown");
+    else
+        snprintf(reason, sizeof reason, "delivered %u times without a result; last: %s",
+                 j->attempt - 1, j->last_reason[0] ? j->last_reason : "unknown");
     journal_entry_t e = job_entry(j);
     if (journal_dead(b->journal, &e, reason, clock_wall_us()) != 0) {
         /* Not stored: keep the job; it is retried when Redis is back. */
@@ -831,13 +841,24 @@ static void dead_letter(broker_t *b, queue_job_t *j)
     queue_job_finish(b->queue, j);
 }
 
+/* ZeroMQ refused a message to w (EHOSTUNREACH): its connection is closed. */
+static void worker_gone(broker_t *b, queue_worker_t *w)
+{
+    b->m.workers_lost++;
+    log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"", w->name,
+             w->inflight);
+    worker_charge_lost(b, w, "closed its connection");
+    queue_worker_remove(b->queue, w);
+}
+
 /* Send queued jobs to workers with free credit. */
 static void dispatch(broker_t *b)
 {
     int64_t now = clock_mono_ms();
     queue_job_t *j;
     while ((j = queue_dispatch(b->queue, now)) != NULL) {
-        if (j->failures >= b->cfg.max_attempts) {
+        if (j->failures >= b->cfg.max_attempts ||
+            j->attempt > b->cfg.max_attempts * BROKER_DELIVERIES_PER_ATTEMPT) {
             dead_letter(b, j);
             if (!journal_is_up(b->journal))
                 return;
@@ -859,11 +880,7 @@ static void dispatch(broker_t *b)
             queue_job_requeue(b->queue, j);
             if (!gone)
                 return; /* its pipe is full: try again next turn */
-            b->m.workers_lost++;
-            log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"",
-                     w->name, w->inflight);
-            worker_charge_lost(b, w, "closed its connection");
-            queue_worker_remove(b->queue, w);
+            worker_gone(b, w);
         }
     }
 }
@@ -873,9 +890,23 @@ static void dispatch(broker_t *b)
  * was most likely grading when it died: only those are charged a failed
  * delivery (a job that kills its worker is among them every time and
  * reaches the dead-letter limit); the rest were waiting in its queue and go
- * back without a charge. The running list is newest first. */
+ * back without a charge. The running list is newest first.
+ *
+ * A worker that never said anything after its READY (no HEARTBEAT, no
+ * RESULT) died at once: the JOBs sent in answer to that READY went into a
+ * connection whose end had not reached us yet, and ZeroMQ dropped them
+ * unread. It could not have started any of them, so none is charged. */
 static void worker_charge_lost(broker_t *b, queue_worker_t *w, const char *why)
 {
+    if (!w->heard) {
+        for (queue_job_t *j = w->running; j; j = j->run_next)
+            snprintf(j->last_reason, sizeof j->last_reason,
+                     "worker %.64s %.40s before saying anything after READY", w->name, why);
+        if (w->inflight)
+            log_info("worker.died_at_once", "worker=%s requeued_uncharged=%u", w->name,
+                     w->inflight);
+        return;
+    }
     uint32_t threads = w->threads ? w->threads : 1;
     uint32_t i = 0;
     for (queue_job_t *j = w->running; j; j = j->run_next, i++)
@@ -924,7 +955,9 @@ static void tick(broker_t *b)
             worker_charge_lost(b, w, "stopped answering heartbeats");
             queue_worker_remove(b->queue, w); /* its jobs go back to the head */
         } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
-            worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL);
+            /* A closed connection shows here within one interval. */
+            if (worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL) != 0 && errno == EHOSTUNREACH)
+                worker_gone(b, w);
         }
         w = next;
     }

@@ -67,6 +67,7 @@ struct queue_worker {
     uint32_t inflight;  /* jobs it holds now */
     int draining;       /* sent DISCONNECT: no new jobs */
     int64_t last_seen_ms;  /* monotonic ms of its last message */
+    int heard;             /* said something after the READY that announced it */
     int64_t last_sent_ms;  /* monotonic ms of our last message to it */
     queue_job_t *running;  /* list of jobs it holds */
     uint64_t jobs_done;

@@ -165,6 +165,13 @@ static grading_err_t entity_grade(grade_ctx_t *c, const item_t *it, const msgpac
         fw[i].start = tk.v[i].start;
         fw[i].end = tk.v[i].end;
     }
+    /* Work budget: at most every name compared at every word. */
+    for (size_t k = 0; k < es->n_expect + es->n_forbid; k++) {
+        const entity_ref_t *ref = k < es->n_expect ? &es->expect[k] : &es->forbid[k - es->n_expect];
+        c->steps += (uint64_t)tk.n * ref->n_names;
+    }
+    if (ctx_over_budget(c))
+        return GRADING_OK; /* grade.c reports the budget */
     size_t found = 0, ei = 0;
     for (size_t k = 0; k < es->n_expect; k++, ei++) {
         size_t s = 0, e = 0;

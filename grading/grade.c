@@ -99,6 +99,12 @@ static grading_err_t grade_items(grade_ctx_t *c, const msgpack_object **resp_for
         grading_err_t rc = item_ops_for(it->type)->grade(c, it, resp_for[i], path, ir, err);
         if (rc != GRADING_OK)
             return rc;
+        if (ctx_over_budget(c)) {
+            err_set(err, GRADING_ERR_LIMIT, path,
+                    "grading needs more than %u matching steps; the limit is %u",
+                    GRADING_WORK_BUDGET, GRADING_WORK_BUDGET);
+            return GRADING_ERR_LIMIT;
+        }
         if (ir->status == ST_UNANSWERED || ir->status == ST_PENDING)
             ir->earned_milli = ir->status == ST_UNANSWERED ? 0 : ir->earned_milli;
         if (ir->earned_milli < 0)
@@ -255,6 +261,12 @@ grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *res
     }
     uint32_t nresp =
         responses && responses->type == MSGPACK_OBJECT_MAP ? responses->via.map.size : 0;
+    if (nresp > GRADING_RESPONSES_MAX) {
+        err_set(err, GRADING_ERR_LIMIT, "responses", "%u responses; the limit is %d", nresp,
+                GRADING_RESPONSES_MAX);
+        rc = GRADING_ERR_LIMIT;
+        goto done;
+    }
     for (uint32_t k = 0; k < nresp; k++) {
         const msgpack_object_kv *kv = &responses->via.map.ptr[k];
         const char *key;
@@ -336,6 +348,8 @@ done:
         err_set(err, rc, "", "out of memory while grading");
     if (c.match_data)
         pcre2_match_data_free(c.match_data);
+    if (c.match_ctx)
+        pcre2_match_context_free(c.match_ctx);
     stemmer_box_free(c.stemmer);
     arena_free(&arena);
     if (rc != GRADING_OK)

@@ -29,6 +29,59 @@
 #define GRADING_LIST_MAX 1000               /* entries in a response array */
 #define GRADING_PATTERN_MATCH_LIMIT 100000  /* PCRE2 match limit */
 #define GRADING_PATTERN_DEPTH_LIMIT 1000    /* PCRE2 depth limit */
+#define GRADING_RESPONSES_MAX 1000          /* entries in a responses map */
+
+/* Rubric complexity, checked by limits_check (limits.c) before a rubric is
+ * compiled; going past one is GRADING_ERR_LIMIT at the field's path. */
+#define GRADING_SECTIONS_MAX 100
+#define GRADING_ENTITIES_MAX 1000
+#define GRADING_ALIASES_MAX 100         /* aliases of one entity */
+#define GRADING_NAME_MAX_BYTES 256      /* entity name or alias, pick row name, synonym */
+#define GRADING_SYNONYM_SETS_MAX 1000
+#define GRADING_SYNONYM_WORDS_MAX 100   /* words in one set */
+#define GRADING_BANDS_MAX 100
+#define GRADING_RED_FLAGS_MAX 200
+#define GRADING_EXPR_MAX_BYTES 4096     /* one red-flag expression */
+#define GRADING_EXPR_PARENS_MAX 32      /* parentheses nesting in an expression */
+#define GRADING_ELEMENTS_MAX 200        /* elements of a text or pick item */
+#define GRADING_RULES_MAX 50            /* structure rules of a text or pick item */
+#define GRADING_PHRASES_MAX 1000        /* phrases of one element or ordering step */
+#define GRADING_RUBRIC_PHRASES_MAX 20000
+#define GRADING_PHRASE_MAX_BYTES 512
+#define GRADING_PATTERNS_MAX 50         /* patterns of one element */
+#define GRADING_RUBRIC_PATTERNS_MAX 500
+#define GRADING_PATTERN_MAX_BYTES 2048
+#define GRADING_PATTERN_PARENS_MAX 32   /* pcre2_set_parens_nest_limit */
+#define GRADING_OPTIONS_MAX 100         /* options of a choice item */
+#define GRADING_LABEL_MAX_BYTES 1024    /* option and step text, table cell */
+#define GRADING_STEPS_MAX 32            /* steps of an ordering item */
+#define GRADING_CONSTRAINTS_MAX 64      /* constraints of an ordering item */
+#define GRADING_QUANTITY_ANSWERS_MAX 50
+#define GRADING_DATE_ANSWERS_MAX 32
+#define GRADING_ROWS_MAX 200            /* rows of a pick table */
+#define GRADING_COLUMNS_MAX 50          /* columns of a pick table */
+#define GRADING_ROW_NAMES_MAX 20        /* names of one row */
+#define GRADING_ENTITY_REFS_MAX 100     /* expect + forbid of an entity item */
+#define GRADING_ANCHORS_MAX 100         /* anchors of a rating item */
+/* Match work of a rubric: phrase words + GRADING_PATTERN_WORK per pattern +
+ * entity name and pick row name words (limits.c). */
+#define GRADING_PATTERN_WORK 100
+#define GRADING_MATCH_WORK_MAX 200000
+
+/* Grading work budget: matching steps one grading call may take (a phrase
+ * tried at a word counts its words times its words plus its window, a name compared at a
+ * word counts 1, a PCRE2 match call GRADING_PATTERN_CALL_STEPS plus
+ * GRADING_PATTERN_BYTE_STEPS per byte of text it moved over plus one per
+ * GRADING_PATTERN_CHECK_BYTES bytes from its start to the end of the text,
+ * which PCRE2 checks as UTF-8 on every call). A step is roughly 10 ns of
+ * matching. Past the budget the call fails with GRADING_ERR_LIMIT. */
+#define GRADING_WORK_BUDGET 20000000u
+#define GRADING_PATTERN_CALL_STEPS 100u
+#define GRADING_PATTERN_BYTE_STEPS 16u
+/* A pattern scans at most this many start positions per PCRE2 call, so the
+ * budget is checked at least that often in a long text. */
+#define GRADING_PATTERN_WINDOW 262144u
+#define GRADING_PATTERN_CHECK_BYTES 8u
 
 /* ---- arena ---- */
 typedef struct arena_block arena_block_t;
@@ -410,6 +463,15 @@ char **ld_strings(loader_t *L, json_t *obj, tnode_t *canon, const char *path, co
 /* Strict decimal from a JSON value (string, integer or real). */
 bool ld_dec_value(json_t *v, dec_t *out);
 
+/* ---- limits.c ---- */
+/* Check the rubric's complexity limits on its JSON form, before it is
+ * compiled; each limit passed is reported (GRADING_ERR_LIMIT) through L.
+ * False when one was. */
+bool limits_check(loader_t *L, json_t *root);
+/* Deepest parentheses nesting of a PCRE2 pattern (escapes, \Q..\E and
+ * character classes skipped). */
+size_t limits_pattern_parens(const char *s, size_t len);
+
 /* ---- canonical.c ---- */
 json_t *mp_to_json(const msgpack_object *o, int depth, char *why, size_t whylen);
 tnode_t *responses_normalize(arena_t *a, const msgpack_object *o, int depth);
@@ -422,7 +484,16 @@ typedef struct grade_ctx {
     arena_t *a;
     stemmer_box_t *stemmer; /* created on first use */
     void *match_data;       /* pcre2_match_data_8, created on first use */
+    void *match_ctx;        /* pcre2_match_context_8: the rubric's limits and a per-call
+                               offset limit (text.c), created on first use */
+    uint64_t steps;         /* matching work done so far (GRADING_WORK_BUDGET) */
 } grade_ctx_t;
+
+/* The call has used up its work budget: matchers stop, grade.c reports it. */
+static inline bool ctx_over_budget(const grade_ctx_t *c)
+{
+    return c->steps > GRADING_WORK_BUDGET;
+}
 
 stemmer_box_t *ctx_stemmer(grade_ctx_t *c);
 

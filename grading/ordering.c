@@ -232,7 +232,7 @@ static void ordering_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *cano
             k->critical = ld_bool(L, o, c, p, "critical", false);
             k->cap_milli = ld_scaled(L, o, c, p, "cap", "0", 3, 0, 1000);
             it->elements[it->n_elements++].id = cid;
-            if (it->n_elements >= (size_t)os->n + 64) {
+            if (it->n_elements > (size_t)os->n + 64) {
                 ld_error(L, cp, "at most 64 constraints");
                 break;
             }

@@ -282,6 +282,13 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
                 trace_rule(c, out->trace, arena_printf(c->a, "row:%s", ps->rows[k].id), true, 0,
                            ps->answer[k] ? "picked; an answer row" : "picked; not an answer row");
     } else if (text) {
+        /* Work budget: at most three word runs per word, each against every row name. */
+        size_t names = 0;
+        for (size_t k = 0; k < ps->n; k++)
+            names += 1 + ps->rows[k].n_names;
+        c->steps += (uint64_t)tk.n * 3 * names;
+        if (ctx_over_budget(c))
+            return GRADING_OK; /* grade.c reports the budget */
         size_t s, e;
         int row = row_in_text(ps, c->a, tcopy, &tk, &s, &e);
         if (row >= 0) {

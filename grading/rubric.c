@@ -442,6 +442,10 @@ static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error
         goto done;
     }
     tnode_t *canon = t_map(&ta);
+    if (!limits_check(&L, root)) {
+        rc = GRADING_ERR_LIMIT;
+        goto done;
+    }
     if (!json_is_object(root)) {
         ld_error(&L, "", "a rubric is a JSON object");
     } else {

@@ -156,12 +156,23 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
         pcre2_set_heap_limit(mc, 4096); /* KiB */
         L->r->pcre_mctx = mc;
     }
+    /* Compile cost: limits.c has bounded length and nesting already; PCRE2
+     * enforces the same bounds should its reading of a pattern differ. */
+    pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+    if (!cc) {
+        L->r->arena.oom = true;
+        return;
+    }
+    pcre2_set_parens_nest_limit(cc, GRADING_PATTERN_PARENS_MAX);
+    pcre2_set_max_pattern_length(cc, GRADING_PATTERN_MAX_BYTES);
     for (size_t i = 0; i < n; i++) {
         int ec;
         PCRE2_SIZE eo;
         pcre2_code *code = pcre2_compile(
             (PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED,
-            PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+            PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF |
+                PCRE2_USE_OFFSET_LIMIT,
+            &ec, &eo, cc);
         if (!code) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ec, msg, sizeof msg);
@@ -180,6 +191,7 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
         (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
         e->patterns[e->n_patterns++] = code;
     }
+    pcre2_compile_context_free(cc);
 }
 
 /* Compile "elements" and "rules" of obj into *out; element refs are written
@@ -474,13 +486,15 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     size_t shown = 0, shown_rej = 0;
     /* phrases: scan token starts; matches do not overlap within an element */
     size_t next_free = 0;
-    for (size_t i = 0; i < tk->n; i++) {
+    for (size_t i = 0; i < tk->n && !ctx_over_budget(c); i++) {
         if (i < next_free || token_unmatched(tk, i))
             continue;
         uint64_t cand = phrase_candidates(m, &e->index, i);
         for (size_t p = next_phrase(&e->index, cand, 0, e->n_phrases); p < e->n_phrases;
              p = next_phrase(&e->index, cand, p + 1, e->n_phrases)) {
             span_t sp;
+            /* words it may look at, each against the phrase's words */
+            c->steps += e->phrases[p].n * (e->phrases[p].n + (uint64_t)e->window);
             if (!phrase_at(m, &e->phrases[p], e->window, i, &sp))
                 continue;
             bool neg = e->negatable &&
@@ -519,15 +533,42 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     if (e->n_patterns) {
         if (!c->match_data)
             c->match_data = pcre2_match_data_create(4, NULL);
+        if (!c->match_ctx)
+            c->match_ctx = pcre2_match_context_copy(c->r->pcre_mctx);
         pcre2_match_data *md = c->match_data;
+        pcre2_match_context *mc = c->match_ctx;
         size_t len = strlen(text);
-        for (size_t p = 0; md && p < e->n_patterns; p++) {
+        for (size_t p = 0; md && mc && p < e->n_patterns; p++) {
             PCRE2_SIZE off = 0;
             int guard = 0;
-            while (off <= len && guard++ < 10000) {
-                int rc = pattern_match(e->patterns[p], text, len, off, md, c->r->pcre_mctx);
+            /* \G names the start offset: such a pattern scans in one call */
+            bool whole = strstr(e->pattern_src[p], "\\G") != NULL;
+            while (off <= len && guard < 10000 && !ctx_over_budget(c)) {
+                /* Matches may start up to lim (the text is whole for
+                 * lookarounds): a window of start positions per call finds
+                 * the same leftmost match as one call over the rest. */
+                size_t lim = whole || len - off <= GRADING_PATTERN_WINDOW
+                                 ? len
+                                 : off + GRADING_PATTERN_WINDOW;
+                pcre2_set_offset_limit(mc, lim);
+                int rc = pattern_match(e->patterns[p], text, len, off, md, mc);
+                /* Work budget: the call, the bytes it moved over (to the
+                 * match's end, or to the end of its window), and the UTF-8
+                 * check of the rest of the text PCRE2 makes on every call
+                 * (PCRE2_MATCH_INVALID_UTF ignores PCRE2_NO_UTF_CHECK). */
+                size_t reached = rc >= 0 ? pcre2_get_ovector_pointer(md)[1] : lim;
+                c->steps += GRADING_PATTERN_CALL_STEPS +
+                            GRADING_PATTERN_BYTE_STEPS * (reached > off ? reached - off : 0) +
+                            (len - off) / GRADING_PATTERN_CHECK_BYTES;
+                if (rc == PCRE2_ERROR_NOMATCH && lim < len) {
+                    off = lim + 1;
+                    while (off < len && ((unsigned char)text[off] & 0xc0) == 0x80)
+                        off++;
+                    continue;
+                }
                 if (rc == PCRE2_ERROR_NOMATCH)
                     break;
+                guard++;
                 if (rc < 0) {
                     *abandoned = true;
                     PCRE2_UCHAR msg[120];
@@ -769,13 +810,14 @@ bool text_phrases_first(grade_ctx_t *c, const phrase_set_t *ps, const tokens_t *
     if (!toks)
         return false;
     match_ctx_t m = {.toks = toks, .typo_min = PHRASE_SET_TYPO_MIN};
-    for (size_t i = 0; i < toks->n; i++) {
+    for (size_t i = 0; i < toks->n && !ctx_over_budget(c); i++) {
         if (token_unmatched(toks, i))
             continue;
         uint64_t cand = phrase_candidates(&m, &ps->index, i);
         for (size_t p = next_phrase(&ps->index, cand, 0, ps->n); p < ps->n;
              p = next_phrase(&ps->index, cand, p + 1, ps->n)) {
             span_t sp;
+            c->steps += ps->v[p].n * (ps->v[p].n + 2);
             if (!phrase_at(&m, &ps->v[p], 2, i, &sp))
                 continue;
             if (scoped_flag(toks, sp.first, sp.last, TOK_NEGATOR, ps->v[p].has_negator))

@@ -26,6 +26,7 @@
 
 #include "grading/grading.h"
 #include "proto/proto.h"
+#include "common/jsonmp.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -532,13 +533,13 @@ static char *rubric_with_items(size_t n)
     return s;
 }
 
-static void test_more_than_1000_items_is_an_invalid_rubric(void **state)
+static void test_more_than_1000_items_is_limit_exceeded(void **state)
 {
     char *s = rubric_with_items(1001);
     grading_error_t e;
-    assert_int_equal(load_err(s, strlen(s), &e), GRADING_ERR_INVALID_RUBRIC);
+    assert_int_equal(load_err(s, strlen(s), &e), GRADING_ERR_LIMIT);
     assert_string_equal(e.path, "items");
-    assert_non_null(strstr(e.message, "1 to 1000 items"));
+    assert_string_equal(e.message, "1001 items; the limit is 1000");
     free(s);
     s = rubric_with_items(1000);
     grading_rubric_t *r = load_ok(s);
@@ -552,8 +553,6 @@ static void test_rubric_shape_limits_are_invalid_rubric(void **state)
         const char *json;
         const char *path;
     } cases[] = {
-        /* 33 ordering steps (2..32) */
-        {NULL, "items[0].steps"},
         /* a phrase of 13 words (1..12) */
         {"{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
          "\"type\":\"text\",\"section\":\"s\",\"elements\":[{\"id\":\"e\",\"phrases\":[\"a b c d e "
@@ -572,15 +571,6 @@ static void test_rubric_shape_limits_are_invalid_rubric(void **state)
          "]}",
          "items[0].elements[0].patterns[0]"},
     };
-    char steps[4096];
-    size_t k = (size_t)snprintf(steps, sizeof steps,
-                                "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],"
-                                "\"items\":[{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\","
-                                "\"steps\":[");
-    for (int i = 0; i < 33; i++)
-        k += (size_t)snprintf(steps + k, sizeof steps - k, "%s{\"id\":\"s%d\"}", i ? "," : "", i);
-    snprintf(steps + k, sizeof steps - k, "]}]}");
-    cases[0].json = steps;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         grading_error_t e;
         assert_int_equal(load_err(cases[i].json, strlen(cases[i].json), &e),
@@ -590,27 +580,48 @@ static void test_rubric_shape_limits_are_invalid_rubric(void **state)
     }
 }
 
-static void test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric(void **state)
+static void red_flag_rubric(char *json, size_t cap, const char *when)
 {
-    char when[512];
-    size_t k = 0;
-    for (int i = 0; i < 40; i++)
-        when[k++] = '(';
-    k += (size_t)snprintf(when + k, sizeof when - k, "total < 10");
-    for (int i = 0; i < 40; i++)
-        when[k++] = ')';
-    when[k] = '\0';
-    char json[1024];
     snprintf(
-        json, sizeof json,
+        json, cap,
         "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":"
         "\"c\",\"type\":\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\",\"correct\":"
         "true},{\"id\":\"b\"}]}],\"red_flags\":[{\"id\":\"f\",\"when\":\"%s\",\"reason\":\"r\","
         "\"effect\":\"review\"}]}",
         when);
+}
+
+static void test_red_flag_nesting_deeper_than_32_is_limit_exceeded(void **state)
+{
+    char when[512], json[1024];
+    for (int depth = 32; depth <= 40; depth += 8) {
+        size_t k = 0;
+        for (int i = 0; i < depth; i++)
+            when[k++] = '(';
+        k += (size_t)snprintf(when + k, sizeof when - k, "total() < 10");
+        for (int i = 0; i < depth; i++)
+            when[k++] = ')';
+        when[k] = '\0';
+        red_flag_rubric(json, sizeof json, when);
+        if (depth == 32) {
+            grading_rubric_t *r = load_ok(json);
+            grading_rubric_destroy(&r);
+            continue;
+        }
+        grading_error_t e;
+        assert_int_equal(load_err(json, strlen(json), &e), GRADING_ERR_LIMIT);
+        assert_string_equal(e.path, "red_flags[0].when");
+        assert_string_equal(e.message, "parentheses nested 40 deep; the limit is 32");
+    }
+    /* "not" chains nest in the parser too: past 32 they stay an invalid_rubric */
+    size_t k = 0;
+    for (int i = 0; i < 40; i++)
+        k += (size_t)snprintf(when + k, sizeof when - k, "not ");
+    snprintf(when + k, sizeof when - k, "total() < 10");
+    red_flag_rubric(json, sizeof json, when);
     grading_error_t e;
     assert_int_equal(load_err(json, strlen(json), &e), GRADING_ERR_INVALID_RUBRIC);
-    assert_non_null(strstr(e.path, "red_flags[0]"));
+    assert_non_null(strstr(e.message, "nested too deeply"));
 }
 
 static void test_deeply_nested_rubric_json_and_msgpack_are_refused(void **state)
@@ -699,9 +710,9 @@ static void test_lists_longer_than_their_limit_are_limit_exceeded(void **state)
 
 static void test_responses_beyond_the_rubric_items_are_invalid_response(void **state)
 {
-    /* There is no separate count limit: every key must be a distinct item of
-     * the rubric, so a job carries at most as many responses as the rubric
-     * has items (<= 1000). One more is an unknown or a repeated item. */
+    /* Below the 1000-response limit, every key must be a distinct item of
+     * the rubric: one more response than items is an unknown or a repeated
+     * item. */
     grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -863,6 +874,575 @@ static void test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit
     grading_rubric_destroy(&r);
 }
 
+/* ------------------------------------------------------------ rubric complexity */
+
+#define RUBRIC_HEAD "{\"id\":\"x\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],"
+#define CHOICE_ITEM                                                                        \
+    "{\"id\":\"c\",\"type\":\"choice\",\"section\":\"s\",\"options\":[{\"id\":\"a\","     \
+    "\"correct\":true},{\"id\":\"b\"}]}"
+
+typedef void (*rubric_writer)(FILE *f, size_t n);
+
+/* The JSON text writer w makes for n (malloc'd). */
+static char *write_rubric(rubric_writer w, size_t n)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    assert_non_null(f);
+    w(f, n);
+    fclose(f);
+    return s;
+}
+
+/* n comma-separated copies of fmt, each given the index (twice: fmt may use
+ * one or two %zu). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void list_of(FILE *f, size_t n, const char *fmt)
+{
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? "," : "", f);
+        fprintf(f, fmt, i, i);
+    }
+}
+#pragma GCC diagnostic pop
+
+static void w_sections(FILE *f, size_t n)
+{
+    fputs("{\"id\":\"x\",\"version\":\"1\",\"sections\":[", f);
+    list_of(f, n, "{\"id\":\"s%zu\"}");
+    fputs("],\"items\":[", f);
+    list_of(f, n,
+            "{\"id\":\"i%zu\",\"type\":\"choice\",\"section\":\"s%zu\",\"options\":"
+            "[{\"id\":\"a\",\"correct\":true},{\"id\":\"b\"}]}");
+    fputs("]}", f);
+}
+
+static void w_entities(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"entities\":[", f);
+    list_of(f, n, "{\"id\":\"e%zu\",\"name\":\"Name %zu\"}");
+    fputs("],\"items\":[" CHOICE_ITEM "]}", f);
+}
+
+static void w_aliases(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"entities\":[{\"id\":\"e\",\"name\":\"Acme\",\"aliases\":[", f);
+    list_of(f, n, "\"Alias %zu x%zu\"");
+    fputs("]}],\"items\":[" CHOICE_ITEM "]}", f);
+}
+
+static void w_synonym_sets(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"synonyms\":[", f);
+    list_of(f, n, "[\"qa%zux\",\"qb%zux\"]");
+    fputs("],\"items\":[" CHOICE_ITEM "]}", f);
+}
+
+static void w_synonym_words(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"synonyms\":[[", f);
+    list_of(f, n, "\"qa%zux%zu\"");
+    fputs("]],\"items\":[" CHOICE_ITEM "]}", f);
+}
+
+static void w_bands(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[" CHOICE_ITEM "],\"bands\":[", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s{\"id\":\"b%zu\",\"min_percent\":\"%zu\",\"decision\":\"review\"}",
+                i ? "," : "", i, n - 1 - i);
+    fputs("]}", f);
+}
+
+static void w_red_flags(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[" CHOICE_ITEM "],\"red_flags\":[", f);
+    list_of(f, n, "{\"id\":\"f%zu\",\"when\":\"total() < %zu\",\"reason\":\"r\"}");
+    fputs("]}", f);
+}
+
+#define TEXT_ITEM_HEAD "\"items\":[{\"id\":\"t\",\"type\":\"text\",\"section\":\"s\","
+
+static void w_elements(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[", f);
+    list_of(f, n, "{\"id\":\"e%zu\",\"phrases\":[\"sorry %zu\"]}");
+    fputs("]}]}", f);
+}
+
+static void w_rules(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"phrases\":[\"sorry\"]}],"
+          "\"rules\":[", f);
+    list_of(f, n, "{\"id\":\"r%zu\",\"kind\":\"words\",\"min\":%zu}");
+    fputs("]}]}", f);
+}
+
+static void w_phrases(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"phrases\":[", f);
+    list_of(f, n, "\"word%zu x%zu\"");
+    fputs("]}]}]}", f);
+}
+
+static void w_patterns(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"patterns\":[", f);
+    list_of(f, n, "\"p%zu\\\\b%zu\"");
+    fputs("]}]}]}", f);
+}
+
+static void w_options(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"c\",\"type\":\"choice\",\"section\":\"s\","
+          "\"options\":[{\"id\":\"ok\",\"correct\":true}", f);
+    for (size_t i = 1; i < n; i++)
+        fprintf(f, ",{\"id\":\"o%zu\"}", i);
+    fputs("]}]}", f);
+}
+
+static void w_steps(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\","
+          "\"steps\":[", f);
+    list_of(f, n, "{\"id\":\"s%zu\",\"phrases\":[\"step %zu\"]}");
+    fputs("]}]}", f);
+}
+
+static void w_step_phrases(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\","
+          "\"steps\":[{\"id\":\"a\",\"phrases\":[", f);
+    list_of(f, n, "\"word%zu x%zu\"");
+    fputs("]},{\"id\":\"b\"}]}]}", f);
+}
+
+static void w_constraints(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\","
+          "\"scheme\":\"precedence\",\"steps\":[{\"id\":\"a\"},{\"id\":\"b\"}],"
+          "\"constraints\":[", f);
+    list_of(f, n, "{\"id\":\"k%zu\",\"before\":\"a\",\"after\":\"b\",\"weight\":%zu}");
+    fputs("]}]}", f);
+}
+
+#define PICK_TAIL                                                                          \
+    ",\"answers\":[\"r0\"],\"elements\":[{\"id\":\"e\",\"phrases\":[\"churn\"]}]}]}"
+
+static void w_rows(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"p\",\"type\":\"pick\",\"section\":\"s\","
+          "\"columns\":[\"c\"],\"rows\":[", f);
+    list_of(f, n, "{\"id\":\"r%zu\",\"cells\":{\"c\":\"%zu\"}}");
+    fputs("]" PICK_TAIL, f);
+}
+
+static void w_columns(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"p\",\"type\":\"pick\",\"section\":\"s\","
+          "\"columns\":[", f);
+    list_of(f, n, "\"c%zu_%zu\"");
+    fputs("],\"rows\":[", f);
+    for (int r = 0; r < 2; r++) {
+        fprintf(f, "%s{\"id\":\"r%d\",\"cells\":{", r ? "," : "", r);
+        list_of(f, n, "\"c%zu_%zu\":\"1\"");
+        fputs("}}", f);
+    }
+    fputs("]" PICK_TAIL, f);
+}
+
+static void w_row_names(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"p\",\"type\":\"pick\",\"section\":\"s\","
+          "\"columns\":[\"c\"],\"rows\":[{\"id\":\"r0\",\"cells\":{\"c\":\"1\"},\"names\":[", f);
+    list_of(f, n, "\"Row %zu n%zu\"");
+    fputs("]},{\"id\":\"r1\",\"cells\":{\"c\":\"2\"}}]" PICK_TAIL, f);
+}
+
+static void w_anchors(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"r\",\"type\":\"rating\",\"section\":\"s\","
+          "\"scale\":{\"min\":1,\"max\":5},\"anchors\":[", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s{\"value\":%zu,\"label\":\"l\"}", i ? "," : "", 1 + i % 5);
+    fputs("]}]}", f);
+}
+
+static void w_expect(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"entities\":[", f);
+    list_of(f, n, "{\"id\":\"e%zu\",\"name\":\"Name %zu\"}");
+    fputs("],\"items\":[{\"id\":\"n\",\"type\":\"entity\",\"section\":\"s\",\"expect\":[", f);
+    list_of(f, n, "\"e%zu\"");
+    fputs("]}]}", f);
+}
+
+static void w_quantity_answers(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"q\",\"type\":\"quantity\",\"section\":\"s\","
+          "\"answers\":[", f);
+    list_of(f, n, "{\"value\":\"%zu.%zu\"}");
+    fputs("]}]}", f);
+}
+
+static void w_date_answers(FILE *f, size_t n)
+{
+    fputs(RUBRIC_HEAD "\"items\":[{\"id\":\"d\",\"type\":\"date\",\"section\":\"s\","
+          "\"answers\":[", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s\"2025-%02zu-%02zu\"", i ? "," : "", 1 + i / 28, 1 + i % 28);
+    fputs("]}]}", f);
+}
+
+static void test_rubric_complexity_limits_are_limit_exceeded(void **state)
+{
+    static const struct {
+        rubric_writer w;
+        size_t limit;
+        const char *path, *what;
+    } cases[] = {
+        {w_sections, 100, "sections", "sections"},
+        {w_entities, 1000, "entities", "entities"},
+        {w_aliases, 100, "entities[0].aliases", "aliases"},
+        {w_synonym_sets, 1000, "synonyms", "synonym sets"},
+        {w_synonym_words, 100, "synonyms[0]", "words"},
+        {w_bands, 100, "bands", "bands"},
+        {w_red_flags, 200, "red_flags", "red flags"},
+        {w_elements, 200, "items[0].elements", "elements"},
+        {w_rules, 50, "items[0].rules", "rules"},
+        {w_phrases, 1000, "items[0].elements[0].phrases", "phrases"},
+        {w_patterns, 50, "items[0].elements[0].patterns", "patterns"},
+        {w_options, 100, "items[0].options", "options"},
+        {w_steps, 32, "items[0].steps", "steps"},
+        {w_step_phrases, 1000, "items[0].steps[0].phrases", "phrases"},
+        {w_constraints, 64, "items[0].constraints", "constraints"},
+        {w_rows, 200, "items[0].rows", "rows"},
+        {w_columns, 50, "items[0].columns", "columns"},
+        {w_row_names, 20, "items[0].rows[0].names", "names"},
+        {w_anchors, 100, "items[0].anchors", "anchors"},
+        {w_expect, 100, "items[0].expect", "expected entities"},
+        {w_quantity_answers, 50, "items[0].answers", "answers"},
+        {w_date_answers, 32, "items[0].answers", "answers"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* at the limit: loads */
+        char *s = write_rubric(cases[i].w, cases[i].limit);
+        grading_rubric_t *r = NULL;
+        grading_error_t e;
+        grading_err_t rc = grading_rubric_load_json(s, strlen(s), &r, &e);
+        if (rc != GRADING_OK)
+            fail_msg("%s at its limit %zu: %s: %s: %s", cases[i].path, cases[i].limit,
+                     grading_err_code(rc), e.path, e.message);
+        grading_rubric_destroy(&r);
+        free(s);
+        /* one over: limit_exceeded at the list, with the count and the limit */
+        s = write_rubric(cases[i].w, cases[i].limit + 1);
+        rc = grading_rubric_load_json(s, strlen(s), &r, &e);
+        char want[160];
+        snprintf(want, sizeof want, "%zu %s; the limit is %zu", cases[i].limit + 1,
+                 cases[i].what, cases[i].limit);
+        if (rc != GRADING_ERR_LIMIT || strcmp(e.path, cases[i].path) != 0 ||
+            strcmp(e.message, want) != 0)
+            fail_msg("%s over its limit: %s: %s: %s (expected limit_exceeded: %s: %s)",
+                     cases[i].path, grading_err_code(rc), e.path, e.message, cases[i].path, want);
+        assert_null(r);
+        /* lint reports the same */
+        grading_error_t errs[4];
+        size_t n = 0;
+        assert_int_equal(grading_rubric_lint_json(s, strlen(s), errs, 4, &n), GRADING_ERR_LIMIT);
+        assert_true(n >= 1);
+        assert_string_equal(errs[0].path, cases[i].path);
+        free(s);
+    }
+}
+
+/* The msgpack loader applies the same pass (workers load rubrics from Redis
+ * and from inline msgpack). */
+static void test_msgpack_rubric_over_a_complexity_limit_is_limit_exceeded(void **state)
+{
+    for (size_t n = 100; n <= 101; n++) {
+        char *s = write_rubric(w_options, n);
+        json_error_t je;
+        json_t *j = json_loads(s, 0, &je);
+        assert_non_null(j);
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        assert_int_equal(jsonmp_pack(&pk, j), 0);
+        grading_rubric_t *r = NULL;
+        grading_error_t e;
+        grading_err_t rc = grading_rubric_load_msgpack(sb.data, sb.size, &r, &e);
+        if (n == 100) {
+            assert_int_equal(rc, GRADING_OK);
+            grading_rubric_destroy(&r);
+        } else {
+            assert_int_equal(rc, GRADING_ERR_LIMIT);
+            assert_string_equal(e.path, "items[0].options");
+            assert_string_equal(e.message, "101 options; the limit is 100");
+        }
+        msgpack_sbuffer_destroy(&sb);
+        json_decref(j);
+        free(s);
+    }
+}
+
+/* One text item: `elements` elements of `phrases` phrases of `words` words,
+ * one phrase of which has `extra` more words, and `patterns` patterns. */
+static char *text_rubric(size_t elements, size_t phrases, size_t words, size_t extra,
+                         const char *pattern, size_t patterns)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[", f);
+    for (size_t e = 0; e < elements; e++) {
+        fprintf(f, "%s{\"id\":\"e%zu\",\"phrases\":[", e ? "," : "", e);
+        for (size_t p = 0; p < phrases; p++) {
+            fputs(p ? ",\"" : "\"", f);
+            size_t nw = words + (e == 0 && p == 0 ? extra : 0);
+            for (size_t w = 0; w < nw; w++)
+                fprintf(f, "%sw%zu", w ? " " : "", (p * 7 + w) % 50);
+            fputs("\"", f);
+        }
+        fputs("],\"patterns\":[", f);
+        for (size_t p = 0; p < patterns; p++)
+            fprintf(f, "%s\"%s\"", p ? "," : "", pattern);
+        fputs("]}", f);
+    }
+    fputs("]}]}", f);
+    fclose(f);
+    return s;
+}
+
+static void expect_limit(const char *json, const char *path, const char *message)
+{
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    grading_err_t rc = grading_rubric_load_json(json, strlen(json), &r, &e);
+    if (rc != GRADING_ERR_LIMIT || strcmp(e.path, path) != 0 || strcmp(e.message, message) != 0)
+        fail_msg("%s: %s: %s (expected limit_exceeded: %s: %s)", grading_err_code(rc), e.path,
+                 e.message, path, message);
+    assert_null(r);
+}
+
+static void test_rubric_totals_and_match_work_are_limit_exceeded(void **state)
+{
+    /* patterns in the rubric: 10 x 50 load, 11 x 50 do not */
+    char *s = text_rubric(10, 1, 1, 0, "x\\\\d", 50);
+    grading_rubric_t *r = load_ok(s);
+    grading_rubric_destroy(&r);
+    free(s);
+    s = text_rubric(11, 1, 1, 0, "x\\\\d", 50);
+    expect_limit(s, "items", "550 patterns in the rubric; the limit is 500");
+    free(s);
+    /* match work: 20 elements x 1000 phrases x 10 words = 200,000, the limit */
+    s = text_rubric(20, 1000, 10, 0, "", 0);
+    r = load_ok(s);
+    grading_rubric_destroy(&r);
+    free(s);
+    s = text_rubric(20, 1000, 10, 1, "", 0);
+    expect_limit(s, "items",
+                 "match work of 200001 (phrase and name words, 100 per pattern); the limit is "
+                 "200000");
+    free(s);
+    /* phrases in the rubric: 20,000 load (above), 20,001 do not */
+    s = text_rubric(21, 1000, 1, 0, "", 0);
+    expect_limit(s, "items", "21000 phrases in the rubric; the limit is 20000");
+    free(s);
+}
+
+static void test_string_lengths_and_pattern_nesting_are_limit_exceeded(void **state)
+{
+    char json[8192], str[4200];
+    /* a phrase of 512 bytes (one word) loads; 513 do not */
+    for (size_t n = 512; n <= 513; n++) {
+        memset(str, 'a', n);
+        str[n] = '\0';
+        snprintf(json, sizeof json,
+                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"phrases\":[\"%s\"]}]}]}",
+                 str);
+        if (n == 512) {
+            grading_rubric_t *r = load_ok(json);
+            grading_rubric_destroy(&r);
+        } else {
+            expect_limit(json, "items[0].elements[0].phrases[0]",
+                         "a phrase of 513 bytes; the limit is 512");
+        }
+    }
+    /* a pattern of 2048 bytes loads; 2049 do not */
+    for (size_t n = 2048; n <= 2049; n++) {
+        memset(str, 'a', n);
+        str[n] = '\0';
+        snprintf(json, sizeof json,
+                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"patterns\":[\"%s\"]}]}]}",
+                 str);
+        if (n == 2048) {
+            grading_rubric_t *r = load_ok(json);
+            grading_rubric_destroy(&r);
+        } else {
+            expect_limit(json, "items[0].elements[0].patterns[0]",
+                         "a pattern of 2049 bytes; the limit is 2048");
+        }
+    }
+    /* parentheses nested 32 deep load; 33 do not (PCRE2's own default is 250) */
+    for (size_t d = 32; d <= 33; d++) {
+        size_t k = 0;
+        for (size_t i = 0; i < d; i++)
+            str[k++] = '(';
+        str[k++] = 'a';
+        for (size_t i = 0; i < d; i++)
+            str[k++] = ')';
+        str[k] = '\0';
+        snprintf(json, sizeof json,
+                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"patterns\":[\"%s\"]}]}]}",
+                 str);
+        if (d == 32) {
+            grading_rubric_t *r = load_ok(json);
+            grading_rubric_destroy(&r);
+        } else {
+            expect_limit(json, "items[0].elements[0].patterns[0]",
+                         "parentheses nested 33 deep; the limit is 32");
+        }
+    }
+    /* escaped parentheses, \Q..\E and classes are not nesting: 40 of each */
+    size_t k = 0;
+    for (int i = 0; i < 40; i++)
+        k += (size_t)snprintf(str + k, sizeof str - k, "\\\\(");
+    k += (size_t)snprintf(str + k, sizeof str - k, "\\\\Q");
+    for (int i = 0; i < 40; i++)
+        str[k++] = '(';
+    k += (size_t)snprintf(str + k, sizeof str - k, "\\\\E[");
+    for (int i = 0; i < 40; i++)
+        str[k++] = '(';
+    snprintf(str + k, sizeof str - k, "]x");
+    snprintf(json, sizeof json,
+             RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"patterns\":[\"%s\"]}]}]}",
+             str);
+    grading_rubric_t *r = load_ok(json);
+    grading_rubric_destroy(&r);
+    /* a name of 257 bytes, an option text of 1025, an expression of 4097 */
+    memset(str, 'a', 257);
+    str[257] = '\0';
+    snprintf(json, sizeof json,
+             RUBRIC_HEAD "\"entities\":[{\"id\":\"e\",\"name\":\"%s\"}],\"items\":[" CHOICE_ITEM
+                         "]}",
+             str);
+    expect_limit(json, "entities[0].name", "a name of 257 bytes; the limit is 256");
+    memset(str, 'a', 1025);
+    str[1025] = '\0';
+    snprintf(json, sizeof json,
+             RUBRIC_HEAD "\"items\":[{\"id\":\"c\",\"type\":\"choice\",\"section\":\"s\","
+                         "\"options\":[{\"id\":\"a\",\"correct\":true,\"text\":\"%s\"},"
+                         "{\"id\":\"b\"}]}]}",
+             str);
+    expect_limit(json, "items[0].options[0].text", "an option text of 1025 bytes; the limit is 1024");
+    memset(str, ' ', 4097);
+    memcpy(str, "total() < 10", 12);
+    str[4097] = '\0';
+    red_flag_rubric(json, sizeof json, str);
+    expect_limit(json, "red_flags[0].when", "an expression of 4097 bytes; the limit is 4096");
+}
+
+/* responses with n entries: "i0" .. for the first `items` of them, nil values. */
+static grading_err_t grade_n_responses(const grading_rubric_t *r, size_t n, grading_error_t *e)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "i%zu", i);
+        pack_cstr(&pk, id);
+        msgpack_pack_nil(&pk);
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    grading_result_t res;
+    grading_err_t rc = grading_grade(r, &up.data, &res, e);
+    if (rc == GRADING_OK)
+        grading_result_free(&res);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void test_more_than_1000_responses_is_limit_exceeded(void **state)
+{
+    char *s = rubric_with_items(1000);
+    grading_rubric_t *r = load_ok(s);
+    free(s);
+    grading_error_t e;
+    assert_int_equal(grade_n_responses(r, 1000, &e), GRADING_OK);
+    assert_int_equal(grade_n_responses(r, 1001, &e), GRADING_ERR_LIMIT);
+    assert_string_equal(e.path, "responses");
+    assert_string_equal(e.message, "1001 responses; the limit is 1000");
+    grading_rubric_destroy(&r);
+}
+
+static void test_grading_past_its_work_budget_is_limit_exceeded(void **state)
+{
+    /* Within every load limit: 100 phrases of 12 words over 12 letters,
+     * window 20, so no phrase index (more than 64) and each word of the
+     * answer starts 100 attempts of 12 x 32 steps each. */
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    fputs(RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"window\":20,\"phrases\":[", f);
+    for (size_t p = 0; p < 100; p++) {
+        fputs(p ? ",\"" : "\"", f);
+        for (size_t w = 0; w < 12; w++)
+            fprintf(f, "%s%c", w ? " " : "", (char)('a' + (p + w) % 12));
+        fputs("z\"", f);
+    }
+    fputs("]}]}]}", f);
+    fclose(f);
+    grading_rubric_t *r = load_ok(s);
+    free(s);
+    /* 520 words x 100 phrases x 384 = 19,968,000 steps: within the budget;
+     * 521 words go past it. The words never complete a phrase. */
+    for (size_t words = 520; words <= 521; words++) {
+        size_t n = words * 2;
+        char *text = malloc(n);
+        for (size_t i = 0; i < n; i += 2) {
+            text[i] = (char)('a' + (i / 2) % 11);
+            text[i + 1] = ' ';
+        }
+        text_arg_t arg = {text, n};
+        grading_result_t res;
+        grading_error_t e;
+        double t0 = now_s();
+        grading_err_t rc = grade_one(r, "t", pack_text, &arg, &res, &e);
+        double took = now_s() - t0;
+        if (words == 520) {
+            if (rc != GRADING_OK)
+                fail_msg("%s: %s: %s", grading_err_code(rc), e.path, e.message);
+            grading_result_free(&res);
+        } else {
+            assert_int_equal(rc, GRADING_ERR_LIMIT);
+            assert_string_equal(e.path, "responses.t");
+            assert_string_equal(e.message,
+                                "grading needs more than 20000000 matching steps; the limit is "
+                                "20000000");
+            assert_null(res.data);
+            /* deterministic: a step count, not a clock */
+            grading_error_t e2;
+            assert_int_equal(grade_one(r, "t", pack_text, &arg, &res, &e2), GRADING_ERR_LIMIT);
+            assert_string_equal(e2.message, e.message);
+        }
+        print_message("      %zu words against 100 phrases: %s in %.2f s\n", words,
+                      grading_err_code(rc), took);
+        free(text);
+    }
+    grading_rubric_destroy(&r);
+}
+
 /* ------------------------------------------------------------ CLI attempts */
 
 static attempt_err_t parse_attempt(const char *text, attempt_error_t *e)
@@ -955,14 +1535,20 @@ int main(void)
         cmocka_unit_test(test_credit_and_ttr_ranges),
         cmocka_unit_test(test_responses_shape_limits),
         cmocka_unit_test(test_rubric_over_4_mib_is_limit_exceeded),
-        cmocka_unit_test(test_more_than_1000_items_is_an_invalid_rubric),
+        cmocka_unit_test(test_more_than_1000_items_is_limit_exceeded),
         cmocka_unit_test(test_rubric_shape_limits_are_invalid_rubric),
-        cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_an_invalid_rubric),
+        cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_limit_exceeded),
         cmocka_unit_test(test_deeply_nested_rubric_json_and_msgpack_are_refused),
         cmocka_unit_test(test_msgpack_rubric_declaring_more_than_it_holds_is_refused),
         cmocka_unit_test(test_text_of_1_mib_plus_1_is_limit_exceeded),
         cmocka_unit_test(test_lists_longer_than_their_limit_are_limit_exceeded),
         cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
+        cmocka_unit_test(test_rubric_complexity_limits_are_limit_exceeded),
+        cmocka_unit_test(test_msgpack_rubric_over_a_complexity_limit_is_limit_exceeded),
+        cmocka_unit_test(test_rubric_totals_and_match_work_are_limit_exceeded),
+        cmocka_unit_test(test_string_lengths_and_pattern_nesting_are_limit_exceeded),
+        cmocka_unit_test(test_more_than_1000_responses_is_limit_exceeded),
+        cmocka_unit_test(test_grading_past_its_work_budget_is_limit_exceeded),
         cmocka_unit_test(test_invalid_utf8_text_is_graded_deterministically),
         cmocka_unit_test(test_catastrophic_pattern_ends_abandoned_within_the_match_limit),
         cmocka_unit_test(test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit),
