@@ -288,18 +288,25 @@ static void assign_roles(const char *text, const tokens_t *tk, mention_t *mv, si
         mention_t *a = &mv[m];
         mention_t *b = m + 1 < nm ? &mv[m + 1] : NULL;
         uint32_t sent = tk->v[a->ti].sentence;
-        bool b_same = b && tk->v[b->ti].sentence == sent;
+        /* "Apex Corp. is wrong": the period of an abbreviation followed by a
+         * lower-case word does not end the sentence for the words after */
+        uint32_t sent_after = sent;
+        size_t e = tk->v[a->tj - 1].end;
+        if (a->tj < tk->n && tk->v[a->tj].sentence != sent && text[e] == '.' &&
+            text[tk->v[a->tj].start] >= 'a' && text[tk->v[a->tj].start] <= 'z')
+            sent_after = tk->v[a->tj].sentence;
+        bool b_same = b && tk->v[b->ti].sentence == sent_after;
         size_t lim = b_same ? b->ti : tk->n;
         /* A should be B / A is wrong */
         for (size_t k = a->tj; k < lim && k < a->tj + 6; k++) {
-            if (tk->v[k].sentence != sent)
+            if (tk->v[k].sentence != sent_after)
                 break;
             size_t after = modal_cue(tk, k, tk->n);
             if (after) {
                 if (b_same && b->ti >= after) {
                     set_role(a, ROLE_WRONG, "corrected: \"should be\" the next name");
                     set_role(b, ROLE_RIGHT, "the correction (\"should be\")");
-                } else if (after < tk->n && tk->v[after].sentence == sent &&
+                } else if (after < tk->n && tk->v[after].sentence == sent_after &&
                            w_in(&tk->v[after], REPLACE)) {
                     set_role(a, ROLE_WRONG, "\"should be corrected\"");
                 }

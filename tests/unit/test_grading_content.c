@@ -129,6 +129,9 @@ static void test_entity_correction_direction(void **state)
                      "company name.\""),
         2000);
     assert_int_equal(tg_grade_one(r, "finding", "\"wrong company name: apex corporation\""), 2000);
+    /* an abbreviation's period does not cut the name off from what follows */
+    assert_int_equal(tg_grade_one(r, "finding", "\"apex corp. is wrong - should be acme\""), 2000);
+    assert_int_equal(tg_grade_one(r, "finding", "\"It says Apex Corp. Wrong name.\""), 1000);
     /* the correction alone: the right name */
     assert_int_equal(tg_grade_one(r, "fix", "\"It should say Acme Inc.\""), 2000);
     assert_int_equal(tg_grade_one(r, "fix", "\"acme\""), 2000);
