@@ -104,6 +104,14 @@ static bool compile_refs(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
     return true;
 }
 
+/* Copy dir[key] into canon when the field differs from its default. */
+static void keep_if(loader_t *L, tnode_t *canon, tnode_t *dir, const char *key, bool keep)
+{
+    tnode_t *v = t_get(dir, key);
+    if (keep && v)
+        t_set(L->ta, canon, key, v);
+}
+
 static void entity_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, const char *path)
 {
     grading_rubric_t *r = L->r;
@@ -126,16 +134,25 @@ static void entity_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon,
     compile_refs(L, it, obj, canon, path, "forbid", &es->forbid, &es->n_forbid, false,
                  "forbidden_");
     es->forbid_penalty_milli = ld_scaled(L, obj, canon, path, "forbid_penalty", "1", 3, 0, 1000);
-    compile_refs(L, it, obj, canon, path, "wrong", &es->wrong, &es->n_wrong, false, "wrong_");
-    compile_refs(L, it, obj, canon, path, "right", &es->right, &es->n_right, false, "right_");
+    /* The direction fields came after the first rubrics were stored: they
+     * enter the canonical form only when they differ from their defaults, so
+     * that rubrics without them keep their hash. */
+    tnode_t *dir = t_map(L->ta);
+    compile_refs(L, it, obj, dir, path, "wrong", &es->wrong, &es->n_wrong, false, "wrong_");
+    compile_refs(L, it, obj, dir, path, "right", &es->right, &es->n_right, false, "right_");
     if (es->directed)
         it->elements[it->n_elements++].id = "reversed";
-    es->wrong_milli = ld_scaled(L, obj, canon, path, "wrong_points", "0", 3, 0, it->points_milli);
-    es->right_milli = ld_scaled(L, obj, canon, path, "right_points", "0", 3, 0, it->points_milli);
-    es->reversed_penalty_milli =
-        ld_scaled(L, obj, canon, path, "reversed_penalty", "1", 3, 0, 1000);
+    es->wrong_milli = ld_scaled(L, obj, dir, path, "wrong_points", "0", 3, 0, it->points_milli);
+    es->right_milli = ld_scaled(L, obj, dir, path, "right_points", "0", 3, 0, it->points_milli);
+    es->reversed_penalty_milli = ld_scaled(L, obj, dir, path, "reversed_penalty", "1", 3, 0, 1000);
     static const char *const bares[] = {"none", "wrong", "right", NULL};
-    const char *b = ld_enum(L, obj, canon, path, "bare_name", bares, "none");
+    const char *b = ld_enum(L, obj, dir, path, "bare_name", bares, "none");
+    keep_if(L, canon, dir, "wrong", es->n_wrong > 0);
+    keep_if(L, canon, dir, "right", es->n_right > 0);
+    keep_if(L, canon, dir, "wrong_points", es->wrong_milli != 0);
+    keep_if(L, canon, dir, "right_points", es->right_milli != 0);
+    keep_if(L, canon, dir, "reversed_penalty", es->reversed_penalty_milli != 1000);
+    keep_if(L, canon, dir, "bare_name", strcmp(b, "none") != 0);
     es->bare = strcmp(b, "wrong") == 0   ? ROLE_WRONG
                : strcmp(b, "right") == 0 ? ROLE_RIGHT
                                          : ROLE_NONE;

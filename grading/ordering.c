@@ -262,7 +262,19 @@ static void ordering_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *cano
     }
     /* elements and rules for written answers, after the steps and constraints */
     os->elem_base = it->n_elements;
-    text_compile_optional_elements(L, it, &os->ts, obj, canon, path, os->elem_base);
+    /* later fields: in the canonical form only when used, so that rubrics
+     * without them keep their hash */
+    tnode_t *later = t_map(L->ta);
+    text_compile_optional_elements(L, it, &os->ts, obj, later, path, os->elem_base);
+    static const char *const lkeys[] = {"elements", "rules", NULL};
+    for (size_t k = 0; lkeys[k]; k++) {
+        tnode_t *v = t_get(later, lkeys[k]);
+        if (v && v->n)
+            t_set(L->ta, canon, lkeys[k], v);
+    }
+    tnode_t *typo = t_get(later, "typo_min_length");
+    if (typo && typo->kind == T_INT && typo->i != 6)
+        t_set(L->ta, canon, "typo_min_length", typo);
 }
 
 /* ---- scoring helpers on a response R (distinct step indexes) ---- */

@@ -176,7 +176,12 @@ static void pick_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
     ps->pick_milli = ld_scaled(L, obj, canon, path, "pick_points", half, 3, 0, it->points_milli);
     ps->cite_milli = ld_scaled(L, obj, canon, path, "cite_points", "0", 3, 0, it->points_milli);
     ps->cite_max = ld_int(L, obj, canon, path, "cite_max", 2, 0, 50);
-    ps->requires_pick = ld_bool(L, obj, canon, path, "reasoning_requires_pick", false);
+    /* a later field: in the canonical form only when set, so that rubrics
+     * without it keep their hash */
+    tnode_t *later = t_map(L->ta);
+    ps->requires_pick = ld_bool(L, obj, later, path, "reasoning_requires_pick", false);
+    if (ps->requires_pick)
+        t_set(L->ta, canon, "reasoning_requires_pick", t_get(later, "reasoning_requires_pick"));
     /* elements: "pick", "grounded", then the reasoning elements and rules */
     it->elements = arena_alloc(&r->arena, 2 * sizeof *it->elements);
     if (!it->elements)

@@ -302,6 +302,74 @@ static void test_numeric_dates_without_a_year(void **state)
     grading_rubric_destroy(&r);
 }
 
+/* The canonical map of item i of a loaded rubric. */
+static const msgpack_object *canonical_item(const grading_rubric_t *r, msgpack_unpacked *up,
+                                            size_t i)
+{
+    size_t len;
+    const void *buf = grading_rubric_canonical(r, &len);
+    size_t off = 0;
+    msgpack_unpacked_init(up);
+    if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+        return NULL;
+    const msgpack_object *items = tg_get(&up->data, "items");
+    return items && i < items->via.array.size ? &items->via.array.ptr[i] : NULL;
+}
+
+static void test_later_fields_keep_old_hashes(void **state)
+{
+    /* A rubric that does not use the direction, written-plan or pick-tie
+     * fields has no trace of them in its canonical form (so its hash is the
+     * one it had before they existed); one that uses them keeps them. */
+    const char *plain =
+        "{\"id\":\"p\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"entities\":[{\"id\":"
+        "\"acme\",\"name\":\"ACME\"}],\"items\":[{\"id\":\"e\",\"type\":\"entity\",\"section\":"
+        "\"s\",\"expect\":[\"acme\"],\"bare_name\":\"none\",\"reversed_penalty\":1},"
+        "{\"id\":\"o\",\"type\":\"ordering\",\"section\":\"s\",\"rules\":[],\"steps\":[{\"id\":"
+        "\"a\"},{\"id\":\"b\"}]},{\"id\":\"k\",\"type\":\"pick\",\"section\":\"s\","
+        "\"reasoning_requires_pick\":false,\"columns\":[\"c\"],\"rows\":[{\"id\":\"x\",\"cells\":"
+        "{\"c\":\"1\"}},{\"id\":\"y\",\"cells\":{\"c\":\"2\"}}],\"answers\":[\"x\"],"
+        "\"elements\":[{\"id\":\"w\",\"phrases\":[\"why\"]}]}]}";
+    grading_rubric_t *r = tg_load(plain);
+    assert_non_null(r);
+    const char *later[3][6] = {
+        {"wrong", "right", "wrong_points", "right_points", "reversed_penalty", "bare_name"},
+        {"elements", "rules", "typo_min_length", NULL, NULL, NULL},
+        {"reasoning_requires_pick", NULL, NULL, NULL, NULL, NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        msgpack_unpacked up;
+        const msgpack_object *it = canonical_item(r, &up, i);
+        assert_non_null(it);
+        for (size_t k = 0; k < 6 && later[i][k]; k++)
+            if (tg_get(it, later[i][k]))
+                fail_msg("item %zu: %s in the canonical form", i, later[i][k]);
+        msgpack_unpacked_destroy(&up);
+    }
+    grading_rubric_destroy(&r);
+    /* used, they are kept, and the canonical bytes reload to the same hash */
+    r = tg_load(RUBRIC);
+    assert_non_null(r);
+    msgpack_unpacked up;
+    const msgpack_object *fix = canonical_item(r, &up, 3);
+    assert_true(tg_streq(tg_get(fix, "id"), "fix"));
+    assert_true(tg_streq(tg_get(fix, "bare_name"), "right"));
+    assert_non_null(tg_get(fix, "wrong"));
+    assert_null(tg_get(fix, "reversed_penalty"));
+    msgpack_unpacked_destroy(&up);
+    const msgpack_object *plan = canonical_item(r, &up, 4);
+    assert_non_null(tg_get(plan, "elements"));
+    assert_null(tg_get(plan, "typo_min_length"));
+    msgpack_unpacked_destroy(&up);
+    size_t len;
+    const void *buf = grading_rubric_canonical(r, &len);
+    grading_rubric_t *r2 = NULL;
+    grading_error_t e;
+    assert_int_equal(grading_rubric_load_msgpack(buf, len, &r2, &e), GRADING_OK);
+    assert_string_equal(grading_rubric_hash(r), grading_rubric_hash(r2));
+    grading_rubric_destroy(&r2);
+    grading_rubric_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_pick_reasoning_tied_to_pick),
         cmocka_unit_test(test_count_and_per_rater_terms),
         cmocka_unit_test(test_numeric_dates_without_a_year),
+        cmocka_unit_test(test_later_fields_keep_old_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
