@@ -6,7 +6,9 @@
  * "7/15/25". A numeric date with both parts <= 12 is read by the item's
  * policy ("us": month first, "eu": day first); one whose first part is over
  * 12 can only be day first, and is read so under either policy. A date
- * without a year takes the item's default_year when it has one. Impossible
+ * without a year takes the item's default_year when it has one: written
+ * months ("July 15") and numeric day and month joined by '/' ("7/15", read
+ * by the policy; "15/7" is day first under either). Impossible
  * dates (February 30) are not dates. Every date is compared in its canonical
  * ISO form.
  *
@@ -169,6 +171,24 @@ static bool date_at(const date_spec_t *ds, const char *s, size_t len, size_t i, 
                         *end = q + k3;
                         return true;
                     }
+                }
+            } else if (k2 && sep == '/' && ds->default_year && !(i > 0 && s[i - 1] == '/') &&
+                       !(p + k2 < len && strchr("/%", s[p + k2])) &&
+                       !(p + k2 + 1 < len && s[p + k2] == '.' && dig(s, len, p + k2 + 1))) {
+                /* m/d or d/m without a year: the default year, by the policy */
+                int mo, da;
+                if (a > 12)
+                    mo = b, da = a;
+                else if (b > 12)
+                    mo = a, da = b;
+                else if (ds->us)
+                    mo = a, da = b;
+                else
+                    mo = b, da = a;
+                if (valid(ds->default_year, mo, da)) {
+                    *out = ds->default_year * 10000 + mo * 100 + da;
+                    *end = p + k2;
+                    return true;
                 }
             }
         }

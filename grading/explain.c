@@ -216,6 +216,10 @@ char *grading_explain(const grading_rubric_t *r, const void *result, size_t len)
                 sb_printf(&b, "        tie-break: %.*s\n", STR(get(rule, "tie_break")));
             if (get(rule, "abandoned"))
                 sb_printf(&b, "        abandoned: %.*s\n", STR(get(rule, "abandoned")));
+            if (get(rule, "contrast"))
+                sb_printf(&b, "        contrast: %.*s\n", STR(get(rule, "contrast")));
+            if (get(rule, "role"))
+                sb_printf(&b, "        role: %.*s\n", STR(get(rule, "role")));
             evidence(&b, get(rule, "evidence"), "        ");
             const msgpack_object *rej = get(rule, "rejected");
             for (uint32_t q = 0; rej && q < rej->via.array.size; q++) {

@@ -506,6 +506,12 @@ typedef struct item_result {
     int64_t *elem_points; /* per element_ref, milli-points */
     tnode_t **elem_evidence;
     bool disagreement; /* rating items */
+    /* Rating items: the ratings given, their lowest and highest, and the
+     * aggregate in thousandths (red flags' rating(), min_rating(),
+     * max_rating()). With no ratings lo is the scale's top and hi its
+     * bottom, so neither can fire a "low" or "high" test. */
+    size_t n_ratings;
+    int64_t rating_lo, rating_hi, rating_agg_milli;
 } item_result_t;
 
 /* A trace rule: {"rule": name, "matched": m, "points_milli": p, "detail": text}. */
@@ -534,6 +540,9 @@ const item_ops_t *item_ops_for(item_type_t t);
 typedef struct text_spec text_spec_t;
 void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj, tnode_t *canon,
                            const char *path, size_t elem_base);
+/* The same with "elements" optional (ordering items: written plans). */
+void text_compile_optional_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj,
+                                    tnode_t *canon, const char *path, size_t elem_base);
 grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_spec_t *ts,
                                   const char *text, size_t len, const tokens_t *toks,
                                   const char *path, item_result_t *out, size_t elem_base,
@@ -559,6 +568,10 @@ typedef struct qnum {
     size_t start, end;
     bool negated; /* preceded in its clause by a negator ("not 10%") */
     bool hedged;
+    /* The number's part in a contrast or correction with its neighbour
+     * ("8.3% instead of 10%", "10% should be 8.3%"): a sentence for the
+     * trace, or NULL. */
+    const char *contrast;
 } qnum_t;
 /* All numbers in text, in order. decimal_comma: "8,3" may be 8.3. */
 size_t numbers_find(arena_t *a, const char *text, size_t len, bool decimal_comma, qnum_t **out);

@@ -7,6 +7,13 @@
  * (percent, currency or bare), its scaled exact value, and whether its clause
  * denies it ("should be 8.3%, not 10%": the 10% is negated).
  *
+ * Contrasts and corrections between two numbers of one sentence, with at
+ * most four words between them, are read as such (RUBRIC.md "quantity"):
+ *   X not Y, X and not Y, X instead of Y, X rather than Y   X asserted, Y denied
+ *   Y should be X (should/must/needs to/ought to be/read/say)  Y denied, X asserted
+ * so the "not" or "instead" after X belongs to Y, not to X. A number
+ * preceded by "instead of" or "rather than" is denied on its own too.
+ *
  * Separator rules, in order (documented in RUBRIC.md "quantity"):
  *   one '.'                         decimal point               1.234 = 1.234
  *   ',' groups of 3, optional '.'   US grouping                 1,234.5
@@ -193,12 +200,55 @@ static bool is_negator_word(const token_t *t)
 
 static bool is_wrongness(const token_t *t)
 {
-    static const char *const W[] = {"wrong",      "incorrect", "mistake", "error", "miscalculated",
-                                    "inaccurate", "typo",      "instead", NULL};
+    static const char *const W[] = {"wrong",         "incorrect",  "mistake", "error",
+                                    "miscalculated", "inaccurate", "typo",    NULL};
     for (size_t i = 0; W[i]; i++)
         if (t->norm_len == strlen(W[i]) && memcmp(t->norm, W[i], t->norm_len) == 0)
             return true;
     return (t->flags & TOK_NEGATOR) != 0;
+}
+
+static bool tok_is(const token_t *t, const char *w)
+{
+    size_t n = strlen(w);
+    return t->norm_len == n && memcmp(t->norm, w, n) == 0;
+}
+
+/* "instead of" or "rather than" at tokens i, i + 1. */
+static bool alternative_at(const tokens_t *tk, size_t i)
+{
+    if (i + 1 >= tk->n || tk->v[i].clause != tk->v[i + 1].clause)
+        return false;
+    return (tok_is(&tk->v[i], "instead") && tok_is(&tk->v[i + 1], "of")) ||
+           (tok_is(&tk->v[i], "rather") && tok_is(&tk->v[i + 1], "than"));
+}
+
+typedef enum { LINK_NONE, LINK_CONTRAST, LINK_CORRECTION } link_t;
+
+/* How the words tk[from, to) join the number before them to the number
+ * after: a contrast ("not", "and not", "instead of", "rather than") or a
+ * correction ("should be", "must read", "needs to be", "ought to say"). */
+static link_t link_between(const tokens_t *tk, size_t from, size_t to)
+{
+    if (to <= from || to - from > 4 || to > tk->n)
+        return LINK_NONE;
+    for (size_t k = from; k < to; k++)
+        if (tk->v[k].sentence != tk->v[from].sentence)
+            return LINK_NONE;
+    for (size_t k = from; k < to; k++)
+        if ((tk->v[k].flags & TOK_NEGATOR) || (k + 1 < to && alternative_at(tk, k)))
+            return LINK_CONTRAST;
+    for (size_t k = from; k + 1 < to; k++) {
+        const token_t *t = &tk->v[k];
+        if (!tok_is(t, "should") && !tok_is(t, "must") && !tok_is(t, "needs") &&
+            !tok_is(t, "need") && !tok_is(t, "ought"))
+            continue;
+        for (size_t q = k + 1; q < to; q++)
+            if (tok_is(&tk->v[q], "be") || tok_is(&tk->v[q], "been") || tok_is(&tk->v[q], "read") ||
+                tok_is(&tk->v[q], "say"))
+                return LINK_CORRECTION;
+    }
+    return LINK_NONE;
 }
 
 /* All numbers in text, in order. */
@@ -212,7 +262,8 @@ size_t numbers_find(arena_t *a, const char *s, size_t len, bool decimal_comma, q
     tokens_t toks;
     if (!text_tokenize(a, NULL, s, len, &toks))
         return 0;
-    size_t i = 0, tk = 0;
+    size_t i = 0, tk = 0, prev_after = SIZE_MAX;
+    bool prev_neg_before = false;
     while (i < len) {
         bool start_digit =
             dig(s, len, i) && !(i > 0 && (alpha(s, len, i - 1) || dig(s, len, i - 1)));
@@ -349,6 +400,8 @@ size_t numbers_find(arena_t *a, const char *s, size_t len, bool decimal_comma, q
          * "wrong"/"not" word up to 4 words after */
         while (tk < toks.n && toks.v[tk].end <= i)
             tk++;
+        bool neg_before = false, neg_after = false;
+        size_t after = tk;
         if (tk < toks.n) {
             const token_t *t = &toks.v[tk];
             for (size_t k = 1; k <= 3 && k <= tk; k++) {
@@ -356,9 +409,10 @@ size_t numbers_find(arena_t *a, const char *s, size_t len, bool decimal_comma, q
                 if (pt->clause != t->clause)
                     break;
                 if (is_negator_word(pt))
-                    q.negated = true;
+                    neg_before = true;
             }
-            size_t after = tk;
+            if (tk >= 2 && toks.v[tk - 2].clause == t->clause && alternative_at(&toks, tk - 2))
+                neg_before = true; /* "instead of 10%", "rather than 10%" */
             while (after < toks.n && toks.v[after].start < p)
                 after++;
             for (size_t k = 0; k < 4 && after + k < toks.n; k++) {
@@ -366,9 +420,37 @@ size_t numbers_find(arena_t *a, const char *s, size_t len, bool decimal_comma, q
                 if (nt->clause != t->clause || (nt->flags & TOK_NUMBER))
                     break;
                 if (is_wrongness(nt))
-                    q.negated = true;
+                    neg_after = true;
             }
         }
+        /* A contrast or correction with the previous number ("8.3% not
+         * 10%", "10% should be 8.3%") decides both. */
+        if (n > 0 && tk < toks.n && prev_after <= tk) {
+            link_t lk = link_between(&toks, prev_after, tk);
+            qnum_t *pq = &v[n - 1];
+            char pb[80];
+            if (lk != LINK_NONE)
+                dec_format(pq->value, pb, sizeof pb);
+            if (lk == LINK_CONTRAST) {
+                bool gap_wrong = false; /* "10% is wrong, not ..." stays denied */
+                for (size_t k = prev_after; k < tk; k++)
+                    gap_wrong |= is_wrongness(&toks.v[k]) && !is_negator_word(&toks.v[k]);
+                pq->negated = prev_neg_before || gap_wrong;
+                pq->contrast = arena_printf(a, "contrasted with the number after it; the "
+                                               "denial belongs to that one");
+                neg_before = true;
+                q.contrast = arena_printf(a, "the alternative rejected in favour of %s", pb);
+            } else if (lk == LINK_CORRECTION) {
+                pq->negated = true;
+                pq->contrast =
+                    arena_printf(a, "the value being corrected (\"should be\" the next number)");
+                if (!neg_before)
+                    q.contrast = arena_printf(a, "the correction of %s", pb);
+            }
+        }
+        q.negated = neg_before || neg_after;
+        prev_neg_before = neg_before;
+        prev_after = after;
         if (n == cap) {
             qnum_t *nv = arena_alloc(a, cap * 2 * sizeof *nv);
             if (!nv)

@@ -25,6 +25,12 @@
  * number of steps; in text, two steps first mentioned at the same offset are
  * ordered against the rubric order (the tie never helps); a response equal to
  * the "presented" (shuffled) order earns nothing.
+ *
+ * A written answer (text) may also be scored by text elements and rules, as
+ * for a text item ("elements", "rules": a keyword-list penalty, a minimum
+ * number of sentences): their points are added to the scheme's and the sum
+ * is clamped to [0, points]. A list of step ids is not text; they do not
+ * apply to it. A blank text is unanswered.
  */
 #include "internal.h"
 
@@ -86,10 +92,13 @@ typedef struct ordering_spec {
     int presented[MAX_STEPS];
     int n_presented;
     uint32_t closure[MAX_STEPS]; /* transitive "must come before" */
+    text_spec_t *ts;             /* elements and rules for written answers */
+    size_t elem_base;            /* index of the first text element */
 } ordering_spec_t;
 
-static const char *const ORDERING_KEYS[] = {"steps",       "scheme",    "depends",
-                                            "constraints", "presented", NULL};
+static const char *const ORDERING_KEYS[] = {"steps",       "scheme",          "depends",
+                                            "constraints", "presented",       "elements",
+                                            "rules",       "typo_min_length", NULL};
 
 static int step_index(const ordering_spec_t *os, const char *id)
 {
@@ -251,6 +260,21 @@ static void ordering_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *cano
             os->presented[os->n_presented++] = k;
         }
     }
+    /* elements and rules for written answers, after the steps and constraints */
+    os->elem_base = it->n_elements;
+    /* later fields: in the canonical form only when used, so that rubrics
+     * without them keep their hash */
+    tnode_t *later = t_map(L->ta);
+    text_compile_optional_elements(L, it, &os->ts, obj, later, path, os->elem_base);
+    static const char *const lkeys[] = {"elements", "rules", NULL};
+    for (size_t k = 0; lkeys[k]; k++) {
+        tnode_t *v = t_get(later, lkeys[k]);
+        if (v && v->n)
+            t_set(L->ta, canon, lkeys[k], v);
+    }
+    tnode_t *typo = t_get(later, "typo_min_length");
+    if (typo && typo->kind == T_INT && typo->i != 6)
+        t_set(L->ta, canon, "typo_min_length", typo);
 }
 
 /* ---- scoring helpers on a response R (distinct step indexes) ---- */
@@ -474,6 +498,25 @@ static grading_err_t read_list(grade_ctx_t *c, const ordering_spec_t *os,
     return GRADING_OK;
 }
 
+/* The scheme's points plus the written answer's elements and rules,
+ * clamped to [0, points] (the clamp is traced). */
+static int64_t with_elements(grade_ctx_t *c, const item_t *it, item_result_t *out, int64_t scheme,
+                             int64_t elems)
+{
+    int64_t sum = scheme + elems;
+    int64_t cl = sum < 0 ? 0 : sum > it->points_milli ? it->points_milli : sum;
+    tnode_t *rule =
+        trace_rule(c, out->trace, "elements", elems != 0, elems,
+                   arena_printf(c->a, "scheme %lld %s elements and rules %lld = %lld milli-points",
+                                (long long)scheme, elems < 0 ? "-" : "+",
+                                (long long)(elems < 0 ? -elems : elems), (long long)sum));
+    if (cl != sum)
+        t_set(c->a, rule, "clamp",
+              t_strz(c->a, arena_printf(c->a, "total %lld clamped to %lld", (long long)sum,
+                                        (long long)cl)));
+    return cl;
+}
+
 static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgpack_object *resp,
                                     const char *path, item_result_t *out, grading_error_t *err)
 {
@@ -481,6 +524,8 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
     int R[MAX_STEPS], nr = 0;
     size_t where[MAX_STEPS], where_end[MAX_STEPS];
     const char *text = NULL;
+    int64_t elems = 0; /* text elements and rules, written answers only */
+    bool has_elems = false;
     if (!resp || resp->type == MSGPACK_OBJECT_NIL) {
         out->status = ST_UNANSWERED;
         trace_rule(c, out->trace, "answer", false, 0, "no answer");
@@ -496,9 +541,26 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
         if (rc != GRADING_OK)
             return rc;
         tokens_t toks;
-        if (!text_tokenize(c->a, ctx_stemmer(c), text, len, &toks) ||
-            !lexicon_match_tokens(it->lexicon, c->a, &toks))
+        if (text && (!text_tokenize(c->a, ctx_stemmer(c), text, len, &toks) ||
+                     !lexicon_match_tokens(it->lexicon, c->a, &toks)))
             return GRADING_ERR_NOMEM;
+        if (!text || toks.n == 0) {
+            /* blank text ("", spaces, punctuation only) is no answer */
+            out->status = ST_UNANSWERED;
+            trace_rule(c, out->trace, "answer", false, 0, "no words in the response");
+            return GRADING_OK;
+        }
+        if (os->ts && it->n_elements > os->elem_base) {
+            /* PCRE2 reads the text whole: score elements on a NUL-terminated copy */
+            char *copy = arena_strndup(c->a, text, len);
+            if (!copy)
+                return GRADING_ERR_NOMEM;
+            grading_err_t er = text_score_elements(c, it, os->ts, copy, len, &toks, path, out,
+                                                   os->elem_base, &elems, err);
+            if (er != GRADING_OK)
+                return er;
+            has_elems = true;
+        }
         for (int i = 0; i < os->n; i++) {
             size_t s, e;
             if (text_phrases_first(c, os->steps[i].phrases, &toks, &s, &e)) {
@@ -526,6 +588,8 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
     if (nr == 0) {
         out->status = text ? ST_SCORED : ST_UNANSWERED;
         trace_rule(c, out->trace, "steps", false, 0, "no step recognised");
+        if (has_elems)
+            out->earned_milli = with_elements(c, it, out, 0, elems);
         return GRADING_OK;
     }
     out->status = ST_SCORED;
@@ -651,6 +715,8 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
             earned = lim;
         }
     }
+    if (has_elems)
+        earned = with_elements(c, it, out, earned, elems);
     out->earned_milli = earned;
     return GRADING_OK;
 }

@@ -14,7 +14,12 @@
  *              with their unit: "usage 50%", "NPS of 2", "110% of licences"),
  *              up to cite_max figures.
  * Generic reasoning therefore earns less than reasoning grounded in the
- * chosen row's own data. The total is clamped to [0, points].
+ * chosen row's own data. With reasoning_requires_pick the reasoning is tied
+ * to the pick: only figures of rows that are both picked and answer rows
+ * count as grounding, and without a right pick the reasoning's elements and
+ * rules earn nothing (their penalties still count), so quoting the right
+ * row's figures while picking another earns nothing. The total is clamped
+ * to [0, points].
  */
 #include "internal.h"
 
@@ -41,13 +46,22 @@ typedef struct pick_spec {
     bool *answer;
     size_t n_answers;
     int64_t pick_milli, cite_milli, cite_max;
+    bool requires_pick; /* reasoning counts only for a right pick */
     text_spec_t *ts;
 } pick_spec_t;
 
-static const char *const PICK_KEYS[] = {
-    "columns",     "rows",     "answers",  "pick_points", "cite_columns",
-    "cite_points", "cite_max", "elements", "rules",       "typo_min_length",
-    NULL};
+static const char *const PICK_KEYS[] = {"columns",
+                                        "rows",
+                                        "answers",
+                                        "pick_points",
+                                        "cite_columns",
+                                        "cite_points",
+                                        "cite_max",
+                                        "elements",
+                                        "rules",
+                                        "typo_min_length",
+                                        "reasoning_requires_pick",
+                                        NULL};
 
 static void pick_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, const char *path)
 {
@@ -162,6 +176,12 @@ static void pick_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
     ps->pick_milli = ld_scaled(L, obj, canon, path, "pick_points", half, 3, 0, it->points_milli);
     ps->cite_milli = ld_scaled(L, obj, canon, path, "cite_points", "0", 3, 0, it->points_milli);
     ps->cite_max = ld_int(L, obj, canon, path, "cite_max", 2, 0, 50);
+    /* a later field: in the canonical form only when set, so that rubrics
+     * without it keep their hash */
+    tnode_t *later = t_map(L->ta);
+    ps->requires_pick = ld_bool(L, obj, later, path, "reasoning_requires_pick", false);
+    if (ps->requires_pick)
+        t_set(L->ta, canon, "reasoning_requires_pick", t_get(later, "reasoning_requires_pick"));
     /* elements: "pick", "grounded", then the reasoning elements and rules */
     it->elements = arena_alloc(&r->arena, 2 * sizeof *it->elements);
     if (!it->elements)
@@ -329,7 +349,7 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
         qnum_t *nums = NULL;
         size_t n = numbers_find(c->a, tcopy, len, true, &nums);
         for (size_t k = 0; k < ps->n; k++) {
-            if (!ps->answer[k])
+            if (!ps->answer[k] || (ps->requires_pick && !picked[k]))
                 continue;
             const row_t *rw = &ps->rows[k];
             for (size_t q = 0; q < rw->n_cites && cited < ps->cite_max; q++) {
@@ -356,14 +376,31 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
     t_set(c->a, grule, "matched", t_bool(c->a, cited > 0));
     t_set(c->a, grule, "points_milli", t_int(c->a, cite_pts));
     t_set(c->a, grule, "detail",
-          t_strz(c->a,
-                 arena_printf(c->a, "%lld figure%s of the answer row cited (up to %lld)",
-                              (long long)cited, cited == 1 ? "" : "s", (long long)ps->cite_max)));
+          t_strz(c->a, arena_printf(c->a, "%lld figure%s of %s cited (up to %lld)",
+                                    (long long)cited, cited == 1 ? "" : "s",
+                                    ps->requires_pick ? "a picked answer row" : "the answer row",
+                                    (long long)ps->cite_max)));
     int64_t elems = 0;
     if (tk.n) {
         rc = text_score_elements(c, it, ps->ts, tcopy, len, &tk, path, out, 2, &elems, err);
         if (rc != GRADING_OK)
             return rc;
+    }
+    if (ps->requires_pick && right == 0 && tk.n) {
+        /* reasoning for the wrong row (or for none) earns nothing; its
+         * penalties stand */
+        int64_t dropped = 0;
+        for (size_t k = 2; k < it->n_elements; k++)
+            if (out->elem_points[k] > 0) {
+                dropped += out->elem_points[k];
+                out->elem_points[k] = 0;
+            }
+        elems -= dropped;
+        trace_rule(c, out->trace, "requires_pick", false, -dropped,
+                   arena_printf(c->a,
+                                "no answer row picked: the reasoning earns nothing (%lld "
+                                "milli-points of reasoning not counted; penalties stand)",
+                                (long long)dropped));
     }
     int64_t earned = pick_pts + cite_pts + elems;
     if (earned < 0 || earned > it->points_milli) {

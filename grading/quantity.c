@@ -239,6 +239,8 @@ static grading_err_t quantity_grade(grade_ctx_t *c, const item_t *it, const msgp
         tnode_t *rule = trace_rule(c, out->trace, "number", usable[i], 0,
                                    why ? arena_printf(c->a, "%s: %s", vb, why)
                                        : arena_printf(c->a, "%s (%s)", vb, qkind_name(q->kind)));
+        if (q->contrast)
+            t_set(c->a, rule, "contrast", t_strz(c->a, q->contrast));
         if (text)
             trace_evidence(c, rule, text, q->start, q->end);
         if (usable[i] && (q->kind == qs->kind || !text)) {

@@ -143,6 +143,11 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
     }
     t_set(c->a, out->detail, "ratings", ratings);
     t_set(c->a, out->detail, "raters_required", t_int(c->a, rs->required));
+    qsort(v, n, sizeof v[0], cmp_i64);
+    out->n_ratings = n;
+    out->rating_lo = n ? v[0] : rs->max;
+    out->rating_hi = n ? v[n - 1] : rs->min;
+    out->rating_agg_milli = rs->min * 1000;
     if ((int64_t)n < rs->required) {
         out->status = ST_PENDING;
         trace_rule(c, out->trace, "ratings", false, 0,
@@ -150,7 +155,6 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
                                 (long long)rs->required));
         return GRADING_OK;
     }
-    qsort(v, n, sizeof v[0], cmp_i64);
     int64_t spread = v[n - 1] - v[0];
     out->disagreement = spread > rs->gap;
     out->elem_matched[0] = out->disagreement;
@@ -179,7 +183,8 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
     }
     /* the aggregate for display, rounded to 3 places by the one rounding rule */
     char ab[80];
-    dec_format(dec_shift(dec_from_int(fx_div_round((__int128)num * 1000, den)), -3), ab, sizeof ab);
+    out->rating_agg_milli = fx_div_round((__int128)num * 1000, den);
+    dec_format(dec_shift(dec_from_int(out->rating_agg_milli), -3), ab, sizeof ab);
     t_set(c->a, out->detail, "aggregate", t_strz(c->a, ab));
     int64_t earned = fx_div_round((__int128)it->points_milli * (num - rs->min * den),
                                   (__int128)den * (rs->max - rs->min));

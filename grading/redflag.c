@@ -8,12 +8,17 @@
  *   cmp    := value [("<" | "<=" | ">" | ">=" | "==" | "!=") value]
  *   value  := number | "true" | "false" | "(" expr ")" | call
  *   call   := name "(" [item ["." element] | section] ")"
+ *           | "count" "(" expr ("," expr)* ")"
  *
  * Boolean functions: missing(item.element), matched(item.element),
  * missing(item) (earned nothing), answered(item), unanswered(item),
  * disagreement(item) (raters differ by more than the item's gap).
  * Numeric functions: points(item[.element]) in points, percent(item),
- * section(id) and total() in percent. Numbers are exact decimals.
+ * section(id) and total() in percent; count(cond, ...) the number of
+ * conditions that hold; for rating items rating(item) (the aggregate, to 3
+ * places), min_rating(item) and max_rating(item) (the lowest and highest
+ * single rating: "a rater gave 1" is min_rating(q1) <= 1 whatever the
+ * median). Numbers are exact decimals.
  *
  * Expressions are parsed and type-checked when the rubric loads (an unknown
  * item or element is a rubric error with its path); evaluation never fails.
@@ -44,13 +49,19 @@ typedef enum {
     F_PERCENT,
     F_SECTION,
     F_TOTAL,
+    F_COUNT,
+    F_RATING,
+    F_MIN_RATING,
+    F_MAX_RATING,
 } fn_t;
+
+#define COUNT_MAX_ARGS 64
 
 static const struct {
     const char *name;
     fn_t fn;
     bool numeric;
-    int arg; /* 0 none, 1 item[.element], 2 item, 3 section */
+    int arg; /* 0 none, 1 item[.element], 2 item, 3 section, 4 conditions, 5 rating item */
 } FUNCS[] = {
     {"missing", F_MISSING, false, 1},
     {"matched", F_MATCHED, false, 1},
@@ -61,6 +72,10 @@ static const struct {
     {"percent", F_PERCENT, true, 2},
     {"section", F_SECTION, true, 3},
     {"total", F_TOTAL, true, 0},
+    {"count", F_COUNT, true, 4},
+    {"rating", F_RATING, true, 5},
+    {"min_rating", F_MIN_RATING, true, 5},
+    {"max_rating", F_MAX_RATING, true, 5},
 };
 
 struct expr {
@@ -73,6 +88,8 @@ struct expr {
     size_t item, section;
     int elem; /* -1 = the whole item */
     const char *text;
+    expr_t **args; /* count() */
+    size_t n_args;
 };
 
 typedef struct parser {
@@ -171,6 +188,28 @@ static expr_t *parse_call(parser_t *p, const char *name, size_t nlen)
     if (FUNCS[f].arg == 0) {
         if (!punct(p, ')'))
             perr(p, "expected )");
+    } else if (FUNCS[f].arg == 4) {
+        e->args = arena_alloc(&p->L->r->arena, COUNT_MAX_ARGS * sizeof *e->args);
+        if (!e->args) {
+            p->failed = true;
+            return NULL;
+        }
+        do {
+            if (e->n_args == COUNT_MAX_ARGS) {
+                perr(p, "count() takes at most 64 conditions");
+                return NULL;
+            }
+            expr_t *a = parse_or(p, 1);
+            if (!a || p->failed)
+                return NULL;
+            if (a->numeric) {
+                perr(p, "count() counts conditions, found a number");
+                return NULL;
+            }
+            e->args[e->n_args++] = a;
+        } while (punct(p, ','));
+        if (!punct(p, ')'))
+            perr(p, "expected , or )");
     } else {
         const char *a;
         size_t alen = ident(p, &a);
@@ -194,6 +233,11 @@ static expr_t *parse_call(parser_t *p, const char *name, size_t nlen)
                 return NULL;
             }
             e->item = (size_t)(it - r->items);
+            if (FUNCS[f].arg == 5 && it->type != IT_RATING) {
+                perr(p, arena_printf(p->L->ta, "%s() needs a rating item; \"%s\" is a %s item",
+                                     FUNCS[f].name, it->id, item_type_name(it->type)));
+                return NULL;
+            }
             if (punct(p, '.')) {
                 if (FUNCS[f].arg != 1) {
                     perr(p, arena_printf(p->L->ta, "%s() takes an item, not an element",
@@ -409,6 +453,16 @@ static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
     }
     const grading_rubric_t *r = c->r;
     const item_result_t *ir = NULL;
+    if (e->fn == F_COUNT) {
+        int64_t n = 0;
+        for (size_t k = 0; k < e->n_args; k++)
+            n += eval(c, e->args[k], items, ag, ev, pending).b;
+        v.n = dec_from_int(n);
+        char cb[32];
+        dec_format(v.n, cb, sizeof cb);
+        evidence(c, ev, e, cb, NULL);
+        return v;
+    }
     if (e->fn != F_SECTION && e->fn != F_TOTAL) {
         ir = &items[e->item];
         if (ir->status == ST_PENDING)
@@ -457,6 +511,17 @@ static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
         v.n = dec_shift(dec_from_int(ag->total_bp), -2);
         if (ag->pending)
             *pending = true;
+        break;
+    case F_RATING:
+        v.n = dec_shift(dec_from_int(ir->rating_agg_milli), -3);
+        break;
+    case F_MIN_RATING:
+        v.n = dec_from_int(ir->rating_lo);
+        break;
+    case F_MAX_RATING:
+        v.n = dec_from_int(ir->rating_hi);
+        break;
+    case F_COUNT:
         break;
     }
     dec_format(v.n, buf, sizeof buf);

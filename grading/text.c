@@ -196,8 +196,23 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
 
 /* Compile "elements" and "rules" of obj into *out; element refs are written
  * to it->elements from index elem_base on. */
+static void compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj,
+                             tnode_t *canon, const char *path, size_t elem_base, bool optional);
+
 void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj, tnode_t *canon,
                            const char *path, size_t elem_base)
+{
+    compile_elements(L, it, out, obj, canon, path, elem_base, false);
+}
+
+void text_compile_optional_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj,
+                                    tnode_t *canon, const char *path, size_t elem_base)
+{
+    compile_elements(L, it, out, obj, canon, path, elem_base, true);
+}
+
+static void compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj,
+                             tnode_t *canon, const char *path, size_t elem_base, bool optional)
 {
     grading_rubric_t *r = L->r;
     text_spec_t *ts = arena_alloc(&r->arena, sizeof *ts);
@@ -208,13 +223,13 @@ void text_compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *o
     ts->lexicon = L->lexicon;
     if (L->lexicon && !lexicon_typo_min(L->lexicon, ts->typo_min))
         r->arena.oom = true;
-    json_t *els = ld_array(L, obj, path, "elements", true);
+    json_t *els = ld_array(L, obj, path, "elements", !optional);
     json_t *rules = ld_array(L, obj, path, "rules", false);
     size_t ne = els ? json_array_size(els) : 0, nr = rules ? json_array_size(rules) : 0;
     tnode_t *cels = t_arr(L->ta), *crules = t_arr(L->ta);
     t_set(L->ta, canon, "elements", cels);
     t_set(L->ta, canon, "rules", crules);
-    if (els && ne == 0)
+    if (els && ne == 0 && !optional)
         ld_error(L, ld_path_key(L, path, "elements"), "expected at least one element");
     ts->n = ne + nr;
     ts->el = arena_alloc(&r->arena, (ts->n + 1) * sizeof *ts->el);

@@ -13,7 +13,9 @@ The issue's properties are then asserted explicitly:
 - each format variant of a definitive answer earns what the canonical form earns
   ("variant_of" + "variant_items");
 - negated (and hedged) phrases earn nothing for the element they negate
-  ("negated" / "hedged": item -> element ids).
+  ("negated" / "hedged": item -> element ids);
+- blank answers are unanswered ("unanswered": item ids with status
+  "unanswered" and 0 points).
 
 The expected-block format is described in rubrics/csm-smb/README.md.
 
@@ -216,6 +218,16 @@ class CsmGoldenTest(unittest.TestCase):
                         self.assertIn(why, whys, "%s: %s.%s shows no %s match" % (name, item, el, why))
         self.assertGreaterEqual(checked, 5)
 
+    def test_blank_answers_are_unanswered(self):
+        checked = 0
+        for name, a in sorted(self.attempts.items()):
+            for item in a.get("unanswered", []):
+                checked += 1
+                it = self.item(name, item)
+                self.assertEqual(it["status"], "unanswered", "%s: %s" % (name, item))
+                self.assertEqual(it["points_milli"], 0, "%s: %s" % (name, item))
+        self.assertGreaterEqual(checked, 6)
+
     def test_other_disqualifying_and_review_rules(self):
         def fired(name):
             return {f["id"] for f in self.results[name]["red_flags"] if f["fired"]}
@@ -226,9 +238,28 @@ class CsmGoldenTest(unittest.TestCase):
         self.assertIn("raters_disagree", fired("a51-raters-disagree.json"))
         self.assertEqual(self.results["a51-raters-disagree.json"]["decision"], "review")
         self.assertEqual(self.results["a07-ratings-pending.json"]["decision"], "pending")
-        # the wrong-direction correction earns nothing, although both names appear
+        # one interviewer's lowest rating on a question whose bottom anchor is
+        # tone-deaf rejects, although the median is fine
+        r71 = self.results["a71-tone-deaf-one-rater.json"]
+        self.assertIn("tone_deaf_interview", fired("a71-tone-deaf-one-rater.json"))
+        self.assertEqual(r71["decision"], "reject")
+        self.assertGreaterEqual(r71["total"]["percent_bp"], 7500)
+        flag = [f for f in r71["red_flags"] if f["id"] == "tone_deaf_interview"][0]
+        self.assertIn({"term": "min_rating(roadmap_request)", "value": "1"}, flag["evidence"])
+        # three of four messages too poor to convey ideas
+        self.assertIn("poor_communication", fired("a72-poor-communication-three-of-four.json"))
+        self.assertEqual(self.results["a72-poor-communication-three-of-four.json"]["decision"], "reject")
+        # the wrong-direction correction earns nothing, although both names
+        # appear, and so does the reversed finding
         self.assertEqual(self.points("a39-name-reversed.json", "email_fix"), 0)
+        self.assertEqual(self.points("a39-name-reversed.json", "email_wrong_name"), 0)
         self.assertGreater(self.points("a01-strong.json", "email_fix"), 0)
+        # naming both names without saying which is wrong earns half the finding
+        self.assertEqual(self.points("a08-strong-concise.json", "email_wrong_name"), 1000)
+        # a wrong pick quoting the right row's figures earns nothing
+        for name in ("a40-wrong-pick-right-data.json", "a70-pick-text-wrong-row.json"):
+            self.assertEqual(self.points(name, "at_risk"), 0, name)
+            self.assertEqual(self.points(name, "upsell"), 0, name)
 
     def test_genuine_messages_are_not_mistaken_for_keyword_lists(self):
         for name, a in sorted(self.attempts.items()):
