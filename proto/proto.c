@@ -224,6 +224,9 @@ static void join_path(char *dst, size_t cap, const char *path, const char *name)
         snprintf(dst, cap, "%s", name);
 }
 
+/* The field's full name for an error sentence (path and name in scope). */
+#define FIELD (join_path(field, sizeof field, path, name), field)
+
 static const char *type_name(const msgpack_object *o)
 {
     switch (o->type) {
@@ -523,8 +526,10 @@ static proto_err_t map_collect(const msgpack_object *map, const char *path,
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_ERR_MALFORMED,
                         "%s: key #%" PRIu32 " is %s; keys must be strings", where, i, type_name(k));
+        if (k->via.str.size == 0)
+            continue; /* no protocol key is empty */
         for (size_t j = 0; j < n; j++) {
-            if (k->via.str.size == strlen(names[j]) &&
+            if (names[j][0] == k->via.str.ptr[0] && k->via.str.size == strlen(names[j]) &&
                 memcmp(k->via.str.ptr, names[j], k->via.str.size) == 0) {
                 if (vals[j])
                     return fail(err, PROTO_ERR_MALFORMED, "%s: duplicate key \"%s\"", where,
@@ -592,17 +597,16 @@ static proto_err_t get_str(const msgpack_object *v, const char *path, const char
                            int required, uint32_t minlen, uint32_t maxlen, int kind,
                            proto_str_t *out, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     out->ptr = "";
     out->len = 0;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type != MSGPACK_OBJECT_STR)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected a string, got %s", field,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected a string, got %s", FIELD,
                     type_name(v));
     uint32_t n = v->via.str.size;
     const char *p = v->via.str.ptr;
@@ -611,22 +615,22 @@ static proto_err_t get_str(const msgpack_object *v, const char *path, const char
             return fail(err, PROTO_ERR_BAD_VALUE,
                         "%s: expected %d lowercase hex digits (a SHA-256), got %" PRIu32
                         " bytes that are not",
-                        field, PROTO_HASH_HEX, n);
+                        FIELD, PROTO_HASH_HEX, n);
     } else {
         if (n < minlen)
-            return fail(err, PROTO_ERR_BAD_VALUE, "%s: must not be empty", field);
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: must not be empty", FIELD);
         if (n > maxlen)
             return fail(err, PROTO_ERR_BAD_VALUE, "%s: %" PRIu32 " bytes, the limit is %" PRIu32,
-                        field, n, maxlen);
+                        FIELD, n, maxlen);
         if (kind == STR_IDENT) {
             size_t bad = 0;
             if (!utf8_valid((const unsigned char *)p, n, &bad))
-                return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", field,
+                return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", FIELD,
                             bad);
             for (uint32_t i = 0; i < n; i++)
                 if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
                     return fail(err, PROTO_ERR_BAD_VALUE, "%s: control character at byte %" PRIu32,
-                                field, i);
+                                FIELD, i);
         }
     }
     if (n) {
@@ -640,24 +644,23 @@ static proto_err_t get_uint(const msgpack_object *v, const char *path, const cha
                             int required, uint64_t min, uint64_t max, uint64_t *out,
                             proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     *out = 0;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return fail(err, PROTO_ERR_BAD_VALUE,
-                    "%s: %" PRId64 " is out of range %" PRIu64 "..%" PRIu64, field, v->via.i64, min,
+                    "%s: %" PRId64 " is out of range %" PRIu64 "..%" PRIu64, FIELD, v->via.i64, min,
                     max);
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected an unsigned integer, got %s", field,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected an unsigned integer, got %s", FIELD,
                     type_name(v));
     if (v->via.u64 < min || v->via.u64 > max)
         return fail(err, PROTO_ERR_BAD_VALUE,
-                    "%s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, field, v->via.u64, min,
+                    "%s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, FIELD, v->via.u64, min,
                     max);
     *out = v->via.u64;
     return PROTO_OK;
@@ -667,16 +670,15 @@ static proto_err_t get_typed(const msgpack_object *v, const char *path, const ch
                              int required, msgpack_object_type type, const char *what,
                              const msgpack_object **out, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     *out = NULL;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type != type)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected %s, got %s", field, what,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected %s, got %s", FIELD, what,
                     type_name(v));
     *out = v;
     return PROTO_OK;
@@ -710,28 +712,45 @@ static proto_err_t expect_record(const msgpack_object *o, const char *path, prot
 
 /* ---- Responses ---------------------------------------------------------- */
 
+/* Where a bad response value sits, for an error sentence: the responses
+ * field and the item id, joined only when a sentence is written. */
+typedef struct resp_where {
+    const char *path;               /* the job's path, "" for none */
+    const msgpack_object_str *item; /* the item id */
+} resp_where_t;
+
+static const char *resp_field(char *dst, size_t cap, const resp_where_t *w)
+{
+    char field[128];
+    join_path(field, sizeof field, w->path, "responses");
+    snprintf(dst, cap, "%s.%.*s", field, (int)w->item->size, w->item->ptr);
+    return dst;
+}
+
 /* Responses are JSON-shaped: nil, bool, numbers, strings, arrays, and maps
  * with string keys. bin and ext have no JSON meaning and are refused. */
-static proto_err_t check_json_value(const msgpack_object *o, const char *field, proto_error_t *err)
+static proto_err_t check_json_value(const msgpack_object *o, const resp_where_t *w,
+                                    proto_error_t *err)
 {
+    char item[160];
     switch (o->type) {
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_EXT:
         return fail(err, PROTO_ERR_WRONG_TYPE,
                     "%s: contains %s; responses hold only nil, booleans, numbers, strings, "
                     "arrays and maps",
-                    field, type_name(o));
+                    resp_field(item, sizeof item, w), type_name(o));
     case MSGPACK_OBJECT_ARRAY:
         for (uint32_t i = 0; i < o->via.array.size; i++)
-            TRY(check_json_value(&o->via.array.ptr[i], field, err));
+            TRY(check_json_value(&o->via.array.ptr[i], w, err));
         return PROTO_OK;
     case MSGPACK_OBJECT_MAP:
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
                 return fail(err, PROTO_ERR_WRONG_TYPE,
-                            "%s: contains a map key that is %s; keys must be strings", field,
-                            type_name(&o->via.map.ptr[i].key));
-            TRY(check_json_value(&o->via.map.ptr[i].val, field, err));
+                            "%s: contains a map key that is %s; keys must be strings",
+                            resp_field(item, sizeof item, w), type_name(&o->via.map.ptr[i].key));
+            TRY(check_json_value(&o->via.map.ptr[i].val, w, err));
         }
         return PROTO_OK;
     default:
@@ -752,38 +771,55 @@ static int cmp_keys(const void *a, const void *b)
 
 static proto_err_t check_responses(const msgpack_object *r, const char *path, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, "responses");
+    char field[128]; /* "path.responses", built only for an error message */
+    const char *name = "responses";
     const msgpack_object_map *m = &r->via.map;
     for (uint32_t i = 0; i < m->size; i++) {
         const msgpack_object *k = &m->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_ERR_WRONG_TYPE,
-                        "%s: item id #%" PRIu32 " is %s; item ids must be strings", field, i,
+                        "%s: item id #%" PRIu32 " is %s; item ids must be strings", FIELD, i,
                         type_name(k));
         if (k->via.str.size == 0)
-            return fail(err, PROTO_ERR_BAD_VALUE, "%s: an item id is empty", field);
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: an item id is empty", FIELD);
         if (k->via.str.size > PROTO_MAX_NAME)
             return fail(err, PROTO_ERR_BAD_VALUE,
-                        "%s: item id #%" PRIu32 " is %" PRIu32 " bytes, the limit is %d", field, i,
+                        "%s: item id #%" PRIu32 " is %" PRIu32 " bytes, the limit is %d", FIELD, i,
                         k->via.str.size, PROTO_MAX_NAME);
-        char item[160];
-        snprintf(item, sizeof item, "%s.%.*s", field, (int)k->via.str.size, k->via.str.ptr);
-        TRY(check_json_value(&m->ptr[i].val, item, err));
+        resp_where_t where = {path, &k->via.str};
+        TRY(check_json_value(&m->ptr[i].val, &where, err));
     }
     if (m->size < 2)
         return PROTO_OK;
-    /* Duplicate item ids would make the answer depend on the reader. */
+    /* Duplicate item ids would make the answer depend on the reader. A few
+     * ids are compared pairwise (reporting the smallest duplicated id, as the
+     * sort below does); more are sorted. */
+    if (m->size <= 16) {
+        const msgpack_object_str *dup = NULL;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object_str *a = &m->ptr[i].key.via.str;
+            for (uint32_t j = i + 1; j < m->size; j++) {
+                const msgpack_object_str *b = &m->ptr[j].key.via.str;
+                if (a->size == b->size && memcmp(a->ptr, b->ptr, a->size) == 0 &&
+                    (!dup || cmp_keys(&a, &dup) < 0))
+                    dup = a;
+            }
+        }
+        if (dup)
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", FIELD,
+                        (int)(dup->size > 64 ? 64 : dup->size), dup->ptr);
+        return PROTO_OK;
+    }
     const msgpack_object_str **keys = malloc(m->size * sizeof *keys);
     if (!keys)
-        return fail(err, PROTO_ERR_NOMEM, "%s: out of memory", field);
+        return fail(err, PROTO_ERR_NOMEM, "%s: out of memory", FIELD);
     for (uint32_t i = 0; i < m->size; i++)
         keys[i] = &m->ptr[i].key.via.str;
     qsort(keys, m->size, sizeof *keys, cmp_keys);
     proto_err_t rc = PROTO_OK;
     for (uint32_t i = 1; i < m->size; i++) {
         if (cmp_keys(&keys[i - 1], &keys[i]) == 0) {
-            rc = fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", field,
+            rc = fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", FIELD,
                       (int)(keys[i]->size > 64 ? 64 : keys[i]->size), keys[i]->ptr);
             break;
         }
@@ -863,6 +899,25 @@ proto_err_t proto_job_from_object(const msgpack_object *o, const char *path, pro
 
 /* ---- Message decoders --------------------------------------------------- */
 
+/* "jobs" + 3 -> "jobs[3]" (dst holds at least 32 bytes), without printf. */
+static const char *index_path(char *dst, const char *base, uint32_t i)
+{
+    size_t n = strlen(base);
+    memcpy(dst, base, n);
+    dst[n++] = '[';
+    char digits[10];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    while (k)
+        dst[n++] = digits[--k];
+    dst[n++] = ']';
+    dst[n] = '\0';
+    return dst;
+}
+
 proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len,
                                 proto_submit_t *out, proto_error_t *err)
 {
@@ -888,7 +943,7 @@ proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len
     out->njobs = n;
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         proto_err_t rc = proto_job_from_object(&jobs->via.array.ptr[i], path, &out->jobs[i], NULL);
         if (rc == PROTO_ERR_NOMEM) {
             out->njobs = 0;
@@ -921,7 +976,7 @@ proto_err_t proto_decode_accepted(proto_decoder_t *d, const void *body, size_t l
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
         proto_str_t state;
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         const msgpack_object *e = &jobs->via.array.ptr[i];
         TRY(expect_record(e, path, err));
         TRY(map_collect(e, path, entry_names, 3, v, err));
@@ -968,7 +1023,7 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
         return fail(err, PROTO_ERR_NOMEM, "jobs: out of memory");
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         const msgpack_object *e = &jobs->via.array.ptr[i];
         TRY(expect_record(e, path, err));
         TRY(map_collect(e, path, entry_names, 3, v, err));

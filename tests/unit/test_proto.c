@@ -1084,6 +1084,95 @@ static void test_responses_are_checked(void **state)
     }
 }
 
+/* Error sentences name the field exactly: these are part of the wire contract
+ * (REJECTED messages) and must not change with how the decoder builds them. */
+static void test_error_sentences_name_the_field_exactly(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    /* Job 12 of 13 has a bad tenant; the others are fine. */
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 13);
+    for (int i = 0; i < 12; i++)
+        b_job(b, "ok", 0);
+    b_map(b, 4);
+    b_kv(b, "job_id", "bad");
+    b_ku(b, "tenant", 3);
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.jobs[11].err.code, PROTO_OK);
+    assert_string_equal(m.jobs[12].err.message,
+                        "jobs[12].tenant: expected a string, got an integer");
+    b_free(b);
+
+    /* Duplicate item ids: the smallest duplicated id is named, whether the
+     * map is short (compared pairwise) or long (sorted). */
+    for (int big = 0; big < 2; big++) {
+        b = b_new();
+        b_map(b, 1);
+        b_str(b, "jobs");
+        b_arr(b, 1);
+        b_map(b, 4);
+        b_kv(b, "job_id", "j");
+        b_kv(b, "tenant", "t");
+        b_kv(b, "rubric", "r");
+        b_str(b, "responses");
+        uint32_t n = big ? 40 : 6;
+        b_map(b, n);
+        for (uint32_t i = 0; i < n - 4; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "q%02u", i);
+            b_kv(b, id, "x");
+        }
+        b_kv(b, "zz", "x");
+        b_kv(b, "q01", "y");
+        b_kv(b, "zz", "y");
+        b_kv(b, "q00", "y");
+        assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+        assert_int_equal(m.jobs[0].err.code, PROTO_ERR_BAD_VALUE);
+        assert_string_equal(m.jobs[0].err.message, "jobs[0].responses: duplicate item id \"q00\"");
+        b_free(b);
+    }
+
+    /* A bad value deep in a response names the item. */
+    b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_map(b, 4);
+    b_kv(b, "job_id", "j");
+    b_kv(b, "tenant", "t");
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 2);
+    b_kv(b, "q1", "fine");
+    b_str(b, "q2");
+    b_arr(b, 2);
+    b_uint(b, 1);
+    b_raw(b, "\xc4\x01\x00", 3);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_string_equal(m.jobs[0].err.message,
+                        "jobs[0].responses.q2: contains binary data; responses hold only nil, "
+                        "booleans, numbers, strings, arrays and maps");
+    b_free(b);
+
+    /* Message-level fields have no path prefix. */
+    b = b_new();
+    b_map(b, 2);
+    b_str(b, "worker");
+    b_str(b, "w");
+    b_ku(b, "credit", 0);
+    proto_ready_t rd;
+    assert_int_equal(proto_decode_ready(dec, b->sb.data, b->sb.size, &rd, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_string_equal(err.message, "credit: 0 is out of range 1..10000");
+    b_free(b);
+}
+
 static void test_non_string_key_in_a_job_fails_only_that_job(void **state)
 {
     proto_submit_t m;
@@ -1384,6 +1473,7 @@ int main(void)
         cmocka_unit_test(test_ids_must_be_utf8_without_control_characters),
         cmocka_unit_test(test_ttr_ms_is_range_checked),
         cmocka_unit_test(test_responses_are_checked),
+        cmocka_unit_test(test_error_sentences_name_the_field_exactly),
         cmocka_unit_test(test_non_string_key_in_a_job_fails_only_that_job),
         cmocka_unit_test(test_unknown_keys_are_ignored),
         cmocka_unit_test(test_nil_optional_fields_count_as_absent),
