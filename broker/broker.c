@@ -737,7 +737,9 @@ static void work_message(broker_t *b, frames_t *fr)
         return;
     case PROTO_CMD_RESULT: {
         proto_result_t r;
-        if (proto_decode_result(b->dec, body, len, &r, &perr) != PROTO_OK) {
+        /* The bytes are forwarded as they are: the grading result map is
+         * checked to be well-formed, not unpacked. */
+        if (proto_decode_result_head(body, len, b->cfg.max_message, &r, &perr) != PROTO_OK) {
             b->m.bad_messages++;
             log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(perr.code),
                      perr.message);

@@ -1157,20 +1157,18 @@ static const char *const result_fields[RF_COUNT] = {
     "duration_us", "status", "result",  "digest",      "error",
 };
 
-proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
+/* Collects the two keys of a RESULT's error map (the decoder's unpacked
+ * map, or raw bytes for the shallow decode). */
+typedef proto_err_t (*error_collect_fn)(void *ctx, const msgpack_object *emap,
+                                        const msgpack_object **ev, proto_error_t *err);
+
+/* The checks of a RESULT's fields, in table order, shared by the full and
+ * the shallow decode so both report the same first problem. */
+static proto_err_t result_check(const msgpack_object *const *v, error_collect_fn collect, void *ctx,
                                 proto_result_t *out, proto_error_t *err)
 {
-    static const char *const error_names[] = {"code", "message"};
-    const msgpack_object *v[RF_COUNT], *ev[2], *emap;
-    msgpack_object root;
+    const msgpack_object *ev[2], *emap;
     uint64_t u;
-    memset(out, 0, sizeof *out);
-    out->job_id = out->tenant = out->candidate = out->rubric = out->rubric_hash = proto_str(NULL);
-    out->engine = out->worker = out->status = out->error_code = out->error_message = out->digest =
-        proto_str(NULL);
-    set_ok(err);
-    TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", result_fields, RF_COUNT, v, err));
     TRY(get_uint(v[RF_V], "", "v", 1, 0, UINT64_MAX, &u, err));
     if (u != PROTO_VERSION)
         return fail(err, PROTO_ERR_BAD_VALUE, "v: %" PRIu64 " is not a known version (%d)", u,
@@ -1201,7 +1199,7 @@ proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len
                         PROTO_HASH_HEX);
     } else if (proto_str_eq(out->status, "error")) {
         TRY(get_typed(v[RF_ERROR], "", "error", 1, MSGPACK_OBJECT_MAP, "a map", &emap, err));
-        TRY(map_collect(emap, "error", error_names, 2, ev, err));
+        TRY(collect(ctx, emap, ev, err));
         TRY(get_str(ev[0], "error", "code", 1, 1, PROTO_MAX_NAME, STR_IDENT, &out->error_code,
                     err));
         TRY(get_str(ev[1], "error", "message", 1, 0, PROTO_MAX_MESSAGE, STR_TEXT,
@@ -1211,6 +1209,364 @@ proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len
                     (int)out->status.len, out->status.ptr);
     }
     return PROTO_OK;
+}
+
+static const char *const result_error_fields[] = {"code", "message"};
+
+static proto_err_t collect_unpacked_error(void *ctx, const msgpack_object *emap,
+                                          const msgpack_object **ev, proto_error_t *err)
+{
+    (void)ctx;
+    return map_collect(emap, "error", result_error_fields, 2, ev, err);
+}
+
+static void result_init(proto_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->job_id = out->tenant = out->candidate = out->rubric = out->rubric_hash = proto_str(NULL);
+    out->engine = out->worker = out->status = out->error_code = out->error_message = out->digest =
+        proto_str(NULL);
+}
+
+proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
+                                proto_result_t *out, proto_error_t *err)
+{
+    const msgpack_object *v[RF_COUNT];
+    msgpack_object root;
+    result_init(out);
+    set_ok(err);
+    TRY(decode_body(d, body, len, &root, err));
+    TRY(map_collect(&root, "", result_fields, RF_COUNT, v, err));
+    return result_check(v, collect_unpacked_error, NULL, out, err);
+}
+
+/* ---- Shallow reading of raw msgpack ------------------------------------ */
+/*
+ * For bytes body_scan has accepted: every header is complete and every
+ * declared length fits, so these readers need no bounds checks of their own
+ * beyond what the scan proved.
+ */
+
+/* Read the value at *pos into o. Scalars are filled in full (strings point
+ * into p); for an array or map only the type and element count are set (ptr
+ * NULL) and *first gets the offset of its first element. *pos moves past
+ * the header and, for scalars, the payload. */
+static void raw_header(const uint8_t *p, size_t *pos, msgpack_object *o, size_t *first)
+{
+    uint8_t b = p[(*pos)++];
+    memset(o, 0, sizeof *o);
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+    } else if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+    } else if (b <= 0x8f) {
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = b & 0x0fu;
+    } else if (b <= 0x9f) {
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = b & 0x0fu;
+    } else if (b <= 0xbf) {
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.size = b & 0x1fu;
+        o->via.str.ptr = (const char *)p + *pos;
+        *pos += o->via.str.size;
+    } else {
+        uint64_t n;
+        int64_t i;
+        switch (b) {
+        case 0xc0:
+            o->type = MSGPACK_OBJECT_NIL;
+            break;
+        case 0xc2:
+        case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = b == 0xc3;
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+        case 0xd9:
+        case 0xda:
+        case 0xdb: {
+            int lb = (b == 0xc4 || b == 0xd9) ? 1 : (b == 0xc5 || b == 0xda) ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            o->type = b >= 0xd9 ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+            o->via.str.size = (uint32_t)n; /* str and bin share the layout */
+            o->via.str.ptr = (const char *)p + *pos;
+            *pos += (size_t)n;
+            break;
+        }
+        case 0xc7:
+        case 0xc8:
+        case 0xc9: {
+            int lb = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            o->type = MSGPACK_OBJECT_EXT;
+            o->via.ext.type = (int8_t)p[*pos];
+            o->via.ext.size = (uint32_t)n;
+            o->via.ext.ptr = (const char *)p + *pos + 1;
+            *pos += 1 + (size_t)n;
+            break;
+        }
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            o->type = MSGPACK_OBJECT_EXT;
+            o->via.ext.type = (int8_t)p[*pos];
+            o->via.ext.size = 1u << (b - 0xd4);
+            o->via.ext.ptr = (const char *)p + *pos + 1;
+            *pos += 1 + o->via.ext.size;
+            break;
+        case 0xca: {
+            uint32_t bits = (uint32_t)load_be(p + *pos, 4);
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+            *pos += 4;
+            break;
+        }
+        case 0xcb: {
+            uint64_t bits = load_be(p + *pos, 8);
+            memcpy(&o->via.f64, &bits, sizeof o->via.f64);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            *pos += 8;
+            break;
+        }
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf: {
+            int nb = 1 << (b - 0xcc);
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = load_be(p + *pos, nb);
+            *pos += (size_t)nb;
+            break;
+        }
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
+            int nb = 1 << (b - 0xd0);
+            n = load_be(p + *pos, nb);
+            *pos += (size_t)nb;
+            if (nb < 8 && (n >> (8 * nb - 1)))
+                n |= ~0ull << (8 * nb); /* sign-extend */
+            memcpy(&i, &n, sizeof i);
+            if (i >= 0) {
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = (uint64_t)i;
+            } else {
+                o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                o->via.i64 = i;
+            }
+            break;
+        }
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf: {
+            int lb = (b == 0xdc || b == 0xde) ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            if (b >= 0xde) {
+                o->type = MSGPACK_OBJECT_MAP;
+                o->via.map.size = (uint32_t)n;
+            } else {
+                o->type = MSGPACK_OBJECT_ARRAY;
+                o->via.array.size = (uint32_t)n;
+            }
+            break;
+        }
+        default: /* 0xc1: body_scan refuses it */
+            o->type = MSGPACK_OBJECT_NIL;
+            break;
+        }
+    }
+    if (first)
+        *first = *pos;
+}
+
+/* Move *pos past the whole value that starts there (headers only: nothing
+ * is decoded). */
+static void raw_skip(const uint8_t *p, size_t *pos)
+{
+    uint64_t left = 1;
+    size_t at = *pos;
+    while (left) {
+        uint8_t b = p[at++];
+        left--;
+        if (b <= 0x7f || b >= 0xe0)
+            continue;
+        if (b <= 0x8f) {
+            left += 2u * (b & 0x0fu);
+        } else if (b <= 0x9f) {
+            left += b & 0x0fu;
+        } else if (b <= 0xbf) {
+            at += b & 0x1fu;
+        } else {
+            switch (b) {
+            case 0xc4:
+            case 0xd9:
+                at += 1 + (size_t)p[at];
+                break;
+            case 0xc5:
+            case 0xda:
+                at += 2 + (size_t)load_be(p + at, 2);
+                break;
+            case 0xc6:
+            case 0xdb:
+                at += 4 + (size_t)load_be(p + at, 4);
+                break;
+            case 0xc7:
+                at += 2 + (size_t)p[at];
+                break;
+            case 0xc8:
+                at += 3 + (size_t)load_be(p + at, 2);
+                break;
+            case 0xc9:
+                at += 5 + (size_t)load_be(p + at, 4);
+                break;
+            case 0xca:
+            case 0xce:
+            case 0xd2:
+                at += 4;
+                break;
+            case 0xcb:
+            case 0xcf:
+            case 0xd3:
+                at += 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                at += 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                at += 2;
+                break;
+            case 0xd4:
+            case 0xd5:
+            case 0xd6:
+            case 0xd7:
+            case 0xd8:
+                at += 1 + (1u << (b - 0xd4));
+                break;
+            case 0xdc:
+                left += load_be(p + at, 2);
+                at += 2;
+                break;
+            case 0xdd:
+                left += load_be(p + at, 4);
+                at += 4;
+                break;
+            case 0xde:
+                left += 2 * load_be(p + at, 2);
+                at += 2;
+                break;
+            case 0xdf:
+                left += 2 * load_be(p + at, 4);
+                at += 4;
+                break;
+            default: /* nil, bool; 0xc1 is refused by body_scan */
+                break;
+            }
+        }
+    }
+    *pos = at;
+}
+
+/* map_collect over raw bytes: the map's elements start at *pos. Values of
+ * known keys go to store[j] (containers shallow, their first element's
+ * offset in firsts[j]) and vals[j] points at them, nil counting as absent.
+ * Same rules and sentences as map_collect. */
+static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size, const char *path,
+                                   const char *const *names, size_t n, msgpack_object *store,
+                                   size_t *firsts, const msgpack_object **vals, proto_error_t *err)
+{
+    const char *where = (path && *path) ? path : "body";
+    for (size_t j = 0; j < n; j++)
+        vals[j] = NULL;
+    for (uint32_t i = 0; i < size; i++) {
+        msgpack_object k;
+        raw_header(p, pos, &k, NULL);
+        if (k.type != MSGPACK_OBJECT_STR)
+            return fail(err, PROTO_ERR_MALFORMED,
+                        "%s: key #%" PRIu32 " is %s; keys must be strings", where, i,
+                        type_name(&k));
+        size_t j = n;
+        if (k.via.str.size)
+            for (j = 0; j < n; j++)
+                if (names[j][0] == k.via.str.ptr[0] && k.via.str.size == strlen(names[j]) &&
+                    memcmp(k.via.str.ptr, names[j], k.via.str.size) == 0)
+                    break;
+        if (j == n) {
+            raw_skip(p, pos);
+            continue;
+        }
+        if (vals[j])
+            return fail(err, PROTO_ERR_MALFORMED, "%s: duplicate key \"%s\"", where, names[j]);
+        size_t at = *pos;
+        raw_header(p, pos, &store[j], &firsts[j]);
+        if (store[j].type == MSGPACK_OBJECT_MAP || store[j].type == MSGPACK_OBJECT_ARRAY) {
+            *pos = at;
+            raw_skip(p, pos);
+        }
+        vals[j] = &store[j];
+    }
+    for (size_t j = 0; j < n; j++)
+        if (vals[j] && vals[j]->type == MSGPACK_OBJECT_NIL)
+            vals[j] = NULL;
+    return PROTO_OK;
+}
+
+typedef struct raw_error_ctx {
+    const uint8_t *p;
+    size_t first; /* offset of the error map's first element */
+    msgpack_object store[2];
+} raw_error_ctx_t;
+
+static proto_err_t collect_raw_error(void *ctx, const msgpack_object *emap,
+                                     const msgpack_object **ev, proto_error_t *err)
+{
+    raw_error_ctx_t *c = ctx;
+    size_t pos = c->first, firsts[2];
+    return raw_map_collect(c->p, &pos, emap->via.map.size, "error", result_error_fields, 2,
+                           c->store, firsts, ev, err);
+}
+
+proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
+                                     proto_result_t *out, proto_error_t *err)
+{
+    const msgpack_object *v[RF_COUNT];
+    msgpack_object store[RF_COUNT], root;
+    size_t firsts[RF_COUNT], pos = 0, first;
+    const uint8_t *p = body;
+    result_init(out);
+    set_ok(err);
+    if (!max_body)
+        max_body = PROTO_DEFAULT_MAX_BODY;
+    if (len > max_body)
+        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
+    if (len > 0 && !body)
+        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
+    TRY(body_scan(p, len, "body", err));
+    raw_header(p, &pos, &root, &first);
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
+    pos = first;
+    TRY(raw_map_collect(p, &pos, root.via.map.size, "", result_fields, RF_COUNT, store, firsts, v,
+                        err));
+    raw_error_ctx_t ctx = {.p = p, .first = firsts[RF_ERROR]};
+    proto_err_t rc = result_check(v, collect_raw_error, &ctx, out, err);
+    out->result = NULL; /* shallow: the result map is not unpacked */
+    return rc;
 }
 
 /* ---- Encoders ----------------------------------------------------------- */

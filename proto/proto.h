@@ -241,6 +241,15 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
                                   proto_rejected_t *out, proto_error_t *err);
 proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
                                 proto_result_t *out, proto_error_t *err);
+/* Shallow RESULT decode, for a reader that forwards the bytes (the broker):
+ * the same checks and error sentences as proto_decode_result (body size,
+ * well-formed msgpack within the depth and length limits, every top-level
+ * field and the error map), but the grading result map is only checked to
+ * be a map, never unpacked. Fills every field of out except out->result
+ * (always NULL); strings point into body, which must outlive them. Needs no
+ * decoder and allocates nothing. max_body 0 = PROTO_DEFAULT_MAX_BODY. */
+proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
+                                     proto_result_t *out, proto_error_t *err);
 proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
                                proto_error_t *err);
 proto_err_t proto_decode_job(proto_decoder_t *d, const void *body, size_t len, proto_jobmsg_t *out,

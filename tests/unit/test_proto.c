@@ -1381,6 +1381,118 @@ static void test_result_is_validated(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Both decodes of one body: same outcome, same sentence, same fields. */
+static proto_err_t both_result_decodes(const void *body, size_t len, proto_result_t *head,
+                                       proto_error_t *err)
+{
+    proto_result_t full;
+    proto_error_t ferr;
+    proto_err_t rc = proto_decode_result(dec, body, len, &full, &ferr);
+    assert_int_equal(proto_decode_result_head(body, len, 0, head, err), rc);
+    assert_int_equal(err->code, ferr.code);
+    assert_string_equal(err->message, ferr.message);
+    assert_null(head->result);
+    if (rc == PROTO_OK) {
+        assert_int_equal(head->job_id.len, full.job_id.len);
+        assert_memory_equal(head->job_id.ptr, full.job_id.ptr, full.job_id.len);
+        assert_int_equal(head->attempt, full.attempt);
+        assert_int_equal(head->accepted_us, full.accepted_us);
+        assert_int_equal(head->started_us, full.started_us);
+        assert_int_equal(head->duration_us, full.duration_us);
+        assert_int_equal(head->status.len, full.status.len);
+        assert_int_equal(head->error_code.len, full.error_code.len);
+        assert_int_equal(head->digest.len, full.digest.len);
+    }
+    return rc;
+}
+
+static void test_result_head_reads_the_top_level_without_the_result_map(void **state)
+{
+    /* A result map with nesting, floats, bin and ext deep inside. */
+    body_t *rm = b_new();
+    b_map(rm, 3);
+    b_ku(rm, "score", 8750);
+    b_str(rm, "items");
+    b_arr(rm, 2);
+    b_map(rm, 1);
+    b_str(rm, "trace");
+    b_raw(rm, "\x93\xcb\x3f\xf8\0\0\0\0\0\0\xc4\x02zz\xd6\x01" "abcd", 20);
+    b_nil(rm);
+    b_str(rm, "big");
+    b_raw(rm, "\xdc\x00\x03\xd3\xff\xff\xff\xff\xff\xff\xff\xff\x01\xcf\0\0\0\0\0\0\0\x02", 22);
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    m.attempt = 7;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, rm->sb.data, rm->sb.size), 0);
+    proto_result_t h;
+    proto_error_t err;
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_OK);
+    assert_true(proto_str_eq(h.job_id, "j-1"));
+    assert_true(proto_str_eq(h.status, "ok"));
+    assert_true(proto_str_eq(h.digest, HASH_B));
+    assert_int_equal(h.attempt, 7);
+    assert_int_equal(h.accepted_us, 1000);
+    assert_int_equal(h.started_us, 2000);
+    assert_int_equal(h.duration_us, 500);
+    /* strings point into the caller's bytes */
+    assert_true(h.job_id.ptr >= sb.data && h.job_id.ptr < sb.data + sb.size);
+
+    /* Every truncation, and every single-byte change, gets the full decode's
+     * answer (hostile bytes in the skipped result map included). */
+    for (size_t cut = 0; cut < sb.size; cut++)
+        assert_int_not_equal(both_result_decodes(sb.data, cut, &h, &err), PROTO_OK);
+    for (size_t i = 0; i < sb.size; i++) {
+        for (int v = 0; v < 256; v += 17) {
+            char keep = sb.data[i];
+            sb.data[i] = (char)v;
+            (void)both_result_decodes(sb.data, sb.size, &h, &err);
+            sb.data[i] = keep;
+        }
+    }
+    /* Too large for the limit given. */
+    assert_int_equal(proto_decode_result_head(sb.data, sb.size, 16, &h, &err), PROTO_ERR_TOO_LARGE);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(rm);
+
+    /* An error result: the error map is read (and checked) too. */
+    m.status = S("error");
+    m.error_code = S("invalid_response");
+    m.error_message = S("q1: not a choice");
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, NULL, 0), 0);
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_OK);
+    assert_true(proto_str_eq(h.error_code, "invalid_response"));
+    assert_true(proto_str_eq(h.error_message, "q1: not a choice"));
+    char *p = memmem(sb.data, sb.size,
+                     "\xa4"
+                     "code",
+                     5);
+    assert_non_null(p);
+    memcpy(p + 1, "message", 4); /* "mess": an unknown key, so code is missing */
+    p[1] = 'x';
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "error.code: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Hostile headers: a memory bomb, a non-map body, nesting too deep. */
+    assert_int_equal(both_result_decodes("\xdd\xff\xff\xff\xff", 5, &h, &err), PROTO_ERR_MALFORMED);
+    assert_int_equal(both_result_decodes("\x91\x01", 2, &h, &err), PROTO_ERR_NOT_MAP);
+    char deep[40];
+    deep[0] = (char)0x81;
+    deep[1] = (char)0xa1;
+    deep[2] = 'x';
+    memset(deep + 3, 0x91, 36);
+    deep[39] = 0x01;
+    assert_int_equal(both_result_decodes(deep, sizeof deep, &h, &err), PROTO_ERR_TOO_LARGE);
+    assert_int_equal(both_result_decodes("\x82\xa1v\x01\xa1v\x01", 7, &h, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_string_equal(err.message, "body: duplicate key \"v\"");
+    assert_int_equal(both_result_decodes("\x81\x01\x01", 3, &h, &err), PROTO_ERR_MALFORMED);
+}
+
 static void test_accepted_state_must_be_known(void **state)
 {
     body_t *b = b_new();
@@ -1481,6 +1593,7 @@ int main(void)
         cmocka_unit_test(test_ready_is_validated),
         cmocka_unit_test(test_job_message_is_validated),
         cmocka_unit_test(test_result_is_validated),
+        cmocka_unit_test(test_result_head_reads_the_top_level_without_the_result_map),
         cmocka_unit_test(test_accepted_state_must_be_known),
         cmocka_unit_test(test_decoded_strings_outlive_the_callers_buffer),
         cmocka_unit_test(test_decoder_is_reusable_across_sizes),
