@@ -40,7 +40,8 @@ struct proto_decoder {
 /* ---- Names and codes --------------------------------------------------- */
 
 static const char *const cmd_names[PROTO_CMD_COUNT] = {
-    "SUBMIT", "ACCEPTED", "REJECTED", "RESULT", "READY", "JOB", "HEARTBEAT", "DISCONNECT", "CANCEL",
+    "SUBMIT",    "ACCEPTED",   "REJECTED", "RESULT", "READY",   "JOB",
+    "HEARTBEAT", "DISCONNECT", "CANCEL",   "JOBS",   "RESULTS",
 };
 
 static const char *const state_names[PROTO_STATE_COUNT] = {"queued", "running", "done"};
@@ -921,15 +922,17 @@ static const char *index_path(char *dst, const char *base, uint32_t i)
 proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len,
                                 proto_submit_t *out, proto_error_t *err)
 {
-    static const char *const names[] = {"seq", "jobs"};
-    const msgpack_object *v[2], *jobs;
+    static const char *const names[] = {"seq", "jobs", "batch_results"};
+    const msgpack_object *v[3], *jobs;
     msgpack_object root;
     memset(out, 0, sizeof *out);
     set_ok(err);
     TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", names, 2, v, err));
+    TRY(map_collect(&root, "", names, 3, v, err));
     TRY(get_uint(v[0], "", "seq", 0, 0, UINT64_MAX, &out->seq, err));
     TRY(get_typed(v[1], "", "jobs", 1, MSGPACK_OBJECT_ARRAY, "an array", &jobs, err));
+    if (v[2])
+        TRY(get_bool(v[2], "", "batch_results", &out->batch_results, err));
     uint32_t n = jobs->via.array.size;
     if (n == 0)
         return fail(err, PROTO_ERR_BAD_VALUE, "jobs: empty, a SUBMIT carries 1..%d jobs",
@@ -1039,21 +1042,23 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
 proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
                                proto_error_t *err)
 {
-    static const char *const names[] = {"worker", "credit", "engine", "threads"};
-    const msgpack_object *v[4];
+    static const char *const names[] = {"worker", "credit", "engine", "threads", "batch"};
+    const msgpack_object *v[5];
     msgpack_object root;
-    uint64_t credit, threads;
+    uint64_t credit, threads, batch;
     memset(out, 0, sizeof *out);
     out->worker = out->engine = proto_str(NULL);
     set_ok(err);
     TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", names, 4, v, err));
+    TRY(map_collect(&root, "", names, 5, v, err));
     TRY(get_str(v[0], "", "worker", 1, 1, PROTO_MAX_NAME, STR_IDENT, &out->worker, err));
     TRY(get_uint(v[1], "", "credit", 1, 1, PROTO_MAX_CREDIT, &credit, err));
     out->credit = (uint32_t)credit;
     TRY(get_str(v[2], "", "engine", 0, 0, PROTO_MAX_NAME, STR_IDENT, &out->engine, err));
     TRY(get_uint(v[3], "", "threads", 0, 0, PROTO_MAX_CREDIT, &threads, err));
     out->threads = (uint32_t)threads;
+    TRY(get_uint(v[4], "", "batch", 0, 0, PROTO_MAX_BATCH_ITEMS, &batch, err));
+    out->batch = (uint32_t)batch;
     return PROTO_OK;
 }
 
@@ -1569,6 +1574,75 @@ proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_bo
     return rc;
 }
 
+/* JOBS / RESULTS: {key: [map, ...]}, sliced into the elements' bytes. */
+static proto_err_t decode_batch(const char *key, const char *cmd, const void *body, size_t len,
+                                size_t max_body, proto_bytes_t *items, uint32_t max_items,
+                                uint32_t *n, proto_error_t *err)
+{
+    const char *const names[] = {key};
+    const msgpack_object *v[1];
+    msgpack_object store[1], root;
+    size_t firsts[1], pos = 0, first;
+    const uint8_t *p = body;
+    *n = 0;
+    set_ok(err);
+    if (!max_body)
+        max_body = PROTO_DEFAULT_MAX_BODY;
+    if (len > max_body)
+        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
+    if (len > 0 && !body)
+        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
+    if (!items || max_items == 0 || max_items > PROTO_MAX_BATCH_ITEMS)
+        return fail(err, PROTO_ERR_NOMEM, "%s: no room for the elements", key);
+    TRY(body_scan(p, len, "body", err));
+    raw_header(p, &pos, &root, &first);
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
+    pos = first;
+    TRY(raw_map_collect(p, &pos, root.via.map.size, "", names, 1, store, firsts, v, err));
+    const msgpack_object *arr;
+    const char *path = "", *name = key;
+    char field[128];
+    TRY(get_typed(v[0], path, name, 1, MSGPACK_OBJECT_ARRAY, "an array", &arr, err));
+    uint32_t count = arr->via.array.size;
+    if (count == 0)
+        return fail(err, PROTO_ERR_BAD_VALUE, "%s: empty, a %s carries 1..%d", FIELD, cmd,
+                    PROTO_MAX_BATCH_ITEMS);
+    if (count > max_items)
+        return fail(err, PROTO_ERR_BATCH_TOO_LARGE,
+                    "%s: %" PRIu32 " elements, the limit is %" PRIu32, FIELD, count, max_items);
+    pos = firsts[0];
+    for (uint32_t i = 0; i < count; i++) {
+        size_t at = pos;
+        msgpack_object e;
+        raw_header(p, &pos, &e, NULL);
+        if (e.type != MSGPACK_OBJECT_MAP) {
+            char ipath[48];
+            return fail(err, PROTO_ERR_NOT_MAP, "%s: expected a map, got %s",
+                        index_path(ipath, key, i), type_name(&e));
+        }
+        pos = at;
+        raw_skip(p, &pos);
+        items[i].ptr = p + at;
+        items[i].len = pos - at;
+    }
+    *n = count;
+    return PROTO_OK;
+}
+
+proto_err_t proto_decode_jobs(const void *body, size_t len, size_t max_body, proto_bytes_t *items,
+                              uint32_t max_items, uint32_t *n, proto_error_t *err)
+{
+    return decode_batch("jobs", "JOBS", body, len, max_body, items, max_items, n, err);
+}
+
+proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
+                                 proto_bytes_t *items, uint32_t max_items, uint32_t *n,
+                                 proto_error_t *err)
+{
+    return decode_batch("results", "RESULTS", body, len, max_body, items, max_items, n, err);
+}
+
 /* ---- Encoders ----------------------------------------------------------- */
 
 #define PACK(expr)                                                                                 \
@@ -1653,6 +1727,12 @@ int proto_encode_job_record(msgpack_sbuffer *buf, const proto_job_t *job)
 int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffer *const *job_maps,
                         size_t njobs)
 {
+    return proto_encode_submit_opt(buf, seq, 0, job_maps, njobs);
+}
+
+int proto_encode_submit_opt(msgpack_sbuffer *buf, uint64_t seq, int batch_results,
+                            const msgpack_sbuffer *const *job_maps, size_t njobs)
+{
     msgpack_packer pk;
     if (!buf || (njobs && !job_maps) || njobs > UINT32_MAX)
         return -1;
@@ -1660,13 +1740,17 @@ int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffe
         if (!job_maps[i] || !splice_ok(job_maps[i]->data, job_maps[i]->size))
             return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, 2));
+    PACK(msgpack_pack_map(&pk, batch_results ? 3 : 2));
     PACK(pack_cstr(&pk, "seq"));
     PACK(msgpack_pack_uint64(&pk, seq));
     PACK(pack_cstr(&pk, "jobs"));
     PACK(msgpack_pack_array(&pk, njobs));
     for (size_t i = 0; i < njobs; i++)
         PACK(msgpack_sbuffer_write(buf, job_maps[i]->data, job_maps[i]->size));
+    if (batch_results) {
+        PACK(pack_cstr(&pk, "batch_results"));
+        PACK(msgpack_pack_true(&pk));
+    }
     return 0;
 }
 
@@ -1728,7 +1812,7 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (!buf || !m)
         return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, 2 + (m->engine.len > 0) + (m->threads > 0)));
+    PACK(msgpack_pack_map(&pk, 2 + (m->engine.len > 0) + (m->threads > 0) + (m->batch > 0)));
     PACK(pack_cstr(&pk, "worker"));
     PACK(pack_pstr(&pk, m->worker));
     PACK(pack_cstr(&pk, "credit"));
@@ -1740,6 +1824,10 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (m->threads) {
         PACK(pack_cstr(&pk, "threads"));
         PACK(msgpack_pack_uint32(&pk, m->threads));
+    }
+    if (m->batch) {
+        PACK(pack_cstr(&pk, "batch"));
+        PACK(msgpack_pack_uint32(&pk, m->batch));
     }
     return 0;
 }
@@ -1765,6 +1853,31 @@ int proto_encode_job(msgpack_sbuffer *buf, uint32_t attempt, uint64_t accepted_u
     PACK(pack_cstr(&pk, "job"));
     PACK(msgpack_sbuffer_write(buf, job_map, job_len));
     return 0;
+}
+
+static int encode_batch(msgpack_sbuffer *buf, const char *key, const void *elems, size_t elems_len,
+                        uint32_t n)
+{
+    msgpack_packer pk;
+    if (!buf || n == 0 || n > PROTO_MAX_BATCH_ITEMS || !is_map_header(elems, elems_len) ||
+        elems_len < n)
+        return -1;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    PACK(msgpack_pack_map(&pk, 1));
+    PACK(pack_cstr(&pk, key));
+    PACK(msgpack_pack_array(&pk, n));
+    PACK(msgpack_sbuffer_write(buf, elems, elems_len));
+    return 0;
+}
+
+int proto_encode_jobs(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n)
+{
+    return encode_batch(buf, "jobs", elems, elems_len, n);
+}
+
+int proto_encode_results(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n)
+{
+    return encode_batch(buf, "results", elems, elems_len, n);
 }
 
 int proto_encode_heartbeat(msgpack_sbuffer *buf, const proto_heartbeat_t *m)

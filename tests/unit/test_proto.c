@@ -430,7 +430,7 @@ static void test_rejected_long_message_is_cut_on_a_utf8_boundary(void **state)
 
 static void test_ready_round_trip(void **state)
 {
-    proto_ready_t m = {S("host:42:abcd"), 64, S("scoreline-grading/0.1.0"), 4};
+    proto_ready_t m = {S("host:42:abcd"), 64, S("scoreline-grading/0.1.0"), 4, 32};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     assert_int_equal(proto_encode_ready(&sb, &m), 0);
@@ -441,13 +441,17 @@ static void test_ready_round_trip(void **state)
     assert_int_equal(d.credit, 64);
     assert_true(proto_str_eq(d.engine, "scoreline-grading/0.1.0"));
     assert_int_equal(d.threads, 4);
+    assert_int_equal(d.batch, 32);
     msgpack_sbuffer_destroy(&sb);
-    /* threads is optional: absent reads as 0 */
+    /* threads and batch are optional: absent reads as 0 */
     msgpack_sbuffer_init(&sb);
     m.threads = 0;
+    m.batch = 0;
     assert_int_equal(proto_encode_ready(&sb, &m), 0);
+    assert_null(memmem(sb.data, sb.size, "batch", 5));
     assert_int_equal(proto_decode_ready(dec, sb.data, sb.size, &d, &err), PROTO_OK);
     assert_int_equal(d.threads, 0);
+    assert_int_equal(d.batch, 0);
     msgpack_sbuffer_destroy(&sb);
 }
 
