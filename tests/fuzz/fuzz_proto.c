@@ -157,6 +157,42 @@ static void check_result(const uint8_t *data, size_t size)
     msgpack_sbuffer_destroy(&res);
 }
 
+/* JOBS / RESULTS: the elements lie inside the body, back to back, and
+ * re-encoded they give the same elements again. */
+static void check_batch(const uint8_t *data, size_t size, int results)
+{
+    static proto_bytes_t items[PROTO_MAX_BATCH_ITEMS], again[PROTO_MAX_BATCH_ITEMS];
+    uint32_t n = 0, n2 = 0;
+    proto_error_t err;
+    proto_err_t rc =
+        results
+            ? proto_decode_results(data, size, 1024 * 1024, items, PROTO_MAX_BATCH_ITEMS, &n, &err)
+            : proto_decode_jobs(data, size, 1024 * 1024, items, PROTO_MAX_BATCH_ITEMS, &n, &err);
+    if (rc != PROTO_OK) {
+        CHECK(n == 0 && err.code != PROTO_OK && err.message[0] != '\0');
+        return;
+    }
+    CHECK(n >= 1 && n <= PROTO_MAX_BATCH_ITEMS);
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(items[i].ptr >= data && items[i].ptr + items[i].len <= data + size);
+        CHECK(i == 0 || items[i].ptr == items[i - 1].ptr + items[i - 1].len);
+    }
+    size_t span = (size_t)(items[n - 1].ptr + items[n - 1].len - items[0].ptr);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK((results ? proto_encode_results(&sb, items[0].ptr, span, n)
+                   : proto_encode_jobs(&sb, items[0].ptr, span, n)) == 0);
+    CHECK((results
+               ? proto_decode_results(sb.data, sb.size, 0, again, PROTO_MAX_BATCH_ITEMS, &n2, &err)
+               : proto_decode_jobs(sb.data, sb.size, 0, again, PROTO_MAX_BATCH_ITEMS, &n2, &err)) ==
+          PROTO_OK);
+    CHECK(n2 == n);
+    for (uint32_t i = 0; i < n; i++)
+        CHECK(again[i].len == items[i].len &&
+              memcmp(again[i].ptr, items[i].ptr, items[i].len) == 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void check_small(const uint8_t *data, size_t size)
 {
     proto_heartbeat_t hb, hb2;
@@ -194,6 +230,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_ready(data, size);
     check_job(data, size);
     check_result(data, size);
+    check_batch(data, size, 0);
+    check_batch(data, size, 1);
     check_small(data, size);
     return 0;
 }

@@ -1420,7 +1420,10 @@ static void test_result_head_reads_the_top_level_without_the_result_map(void **s
     b_arr(rm, 2);
     b_map(rm, 1);
     b_str(rm, "trace");
-    b_raw(rm, "\x93\xcb\x3f\xf8\0\0\0\0\0\0\xc4\x02zz\xd6\x01" "abcd", 20);
+    b_raw(rm,
+          "\x93\xcb\x3f\xf8\0\0\0\0\0\0\xc4\x02zz\xd6\x01"
+          "abcd",
+          20);
     b_nil(rm);
     b_str(rm, "big");
     b_raw(rm, "\xdc\x00\x03\xd3\xff\xff\xff\xff\xff\xff\xff\xff\x01\xcf\0\0\0\0\0\0\0\x02", 22);
@@ -1495,6 +1498,182 @@ static void test_result_head_reads_the_top_level_without_the_result_map(void **s
                      PROTO_ERR_MALFORMED);
     assert_string_equal(err.message, "body: duplicate key \"v\"");
     assert_int_equal(both_result_decodes("\x81\x01\x01", 3, &h, &err), PROTO_ERR_MALFORMED);
+}
+
+/* ---- JOBS and RESULTS ---------------------------------------------------- */
+
+static void test_jobs_and_results_slice_the_elements_unchanged(void **state)
+{
+    /* Three JOB bodies of different sizes, back to back. */
+    msgpack_sbuffer elems, sb;
+    msgpack_sbuffer_init(&elems);
+    size_t offs[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        body_t *job = b_new();
+        char id[16];
+        snprintf(id, sizeof id, "job-%d", i);
+        b_job(job, id, 0);
+        assert_int_equal(proto_encode_job(&elems, (uint32_t)i + 1, 1000, 60000,
+                                          i == 1 ? S(HASH_A) : proto_str(NULL), job->sb.data,
+                                          job->sb.size),
+                         0);
+        offs[i + 1] = elems.size;
+        b_free(job);
+    }
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_jobs(&sb, elems.data, elems.size, 3), 0);
+    proto_bytes_t items[4];
+    uint32_t n = 0;
+    proto_error_t err;
+    assert_int_equal(proto_decode_jobs(sb.data, sb.size, 0, items, 4, &n, &err), PROTO_OK);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(items[i].len, offs[i + 1] - offs[i]);
+        assert_memory_equal(items[i].ptr, elems.data + offs[i], items[i].len);
+        proto_jobmsg_t jm;
+        assert_int_equal(proto_decode_job(dec, items[i].ptr, items[i].len, &jm, &err), PROTO_OK);
+        assert_int_equal(jm.attempt, (uint32_t)i + 1);
+    }
+    /* More elements than the reader takes. */
+    assert_int_equal(proto_decode_jobs(sb.data, sb.size, 0, items, 2, &n, &err),
+                     PROTO_ERR_BATCH_TOO_LARGE);
+    assert_string_equal(err.message, "jobs: 3 elements, the limit is 2");
+    /* A JOBS is not a RESULTS. */
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "results: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* RESULTS of two events: each element decodes as a RESULT. */
+    proto_result_t m = sample_result();
+    m.status = S("error");
+    m.error_code = S("invalid_rubric");
+    m.error_message = S("x");
+    msgpack_sbuffer_clear(&elems);
+    assert_int_equal(proto_encode_result(&elems, &m, NULL, 0), 0);
+    size_t first = elems.size;
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x01", 4), 0);
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, 2), 0);
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err), PROTO_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].len, first);
+    assert_int_equal(items[1].len, elems.size - first);
+    proto_result_t r;
+    assert_int_equal(proto_decode_result_head(items[1].ptr, items[1].len, 0, &r, &err), PROTO_OK);
+    assert_true(proto_str_eq(r.status, "ok"));
+    assert_int_equal(proto_decode_result_head(items[0].ptr, items[0].len, 0, &r, &err), PROTO_OK);
+    assert_true(proto_str_eq(r.error_code, "invalid_rubric"));
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Encoders refuse what cannot be a batch. */
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_jobs(&sb, elems.data, elems.size, 0), -1);
+    assert_int_equal(proto_encode_results(&sb, "\x91\x01", 2, 1), -1);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, PROTO_MAX_BATCH_ITEMS + 1),
+                     -1);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&elems);
+}
+
+static void test_batches_are_validated(void **state)
+{
+    proto_bytes_t items[8];
+    uint32_t n = 7;
+    proto_error_t err;
+    static const struct {
+        const char *raw;
+        size_t len;
+        proto_err_t want;
+        const char *message;
+    } cases[] = {
+        {"\x81\xa4jobs\x90", 7, PROTO_ERR_BAD_VALUE, "jobs: empty, a JOBS carries 1..10000"},
+        {"\x81\xa4jobs\x80", 7, PROTO_ERR_WRONG_TYPE, "jobs: expected an array, got a map"},
+        {"\x81\xa4jobs\x92\x80\x01", 9, PROTO_ERR_NOT_MAP,
+         "jobs[1]: expected a map, got an integer"},
+        {"\x81\xa4jobs\xc0", 7, PROTO_ERR_MISSING_FIELD, "jobs: required field is missing"},
+        {"\x82\xa4jobs\x91\x80\xa4jobs\x91\x80", 15, PROTO_ERR_MALFORMED,
+         "body: duplicate key \"jobs\""},
+        {"\x81\x01\x91\x80", 4, PROTO_ERR_MALFORMED,
+         "body: key #0 is an integer; keys must be strings"},
+        {"\x91\x80", 2, PROTO_ERR_NOT_MAP, "body: expected a map, got an array"},
+        {"\x81\xa4jobs\xdd\xff\xff\xff\xff", 11, PROTO_ERR_MALFORMED, NULL}, /* bomb */
+        {"\x81\xa4jobs\x91\x81", 8, PROTO_ERR_MALFORMED, NULL},              /* truncated */
+        {"\x81\xa4jobs\x91\x80\x00", 9, PROTO_ERR_MALFORMED, NULL},          /* trailing */
+        {"", 0, PROTO_ERR_MALFORMED, NULL},
+        /* unknown keys are ignored; an element's own fields are not checked here */
+        {"\x82\xa1x\xc4\x00\xa4jobs\x91\x81\xa1z\x01", 15, PROTO_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proto_err_t rc = proto_decode_jobs(cases[i].raw, cases[i].len, 0, items, 8, &n, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu: got %s (%s)", i, proto_err_code(rc), err.message);
+        if (cases[i].message)
+            assert_string_equal(err.message, cases[i].message);
+        if (rc != PROTO_OK)
+            assert_int_equal(n, 0);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].len, 4);
+    /* Nesting past the limit inside an element. */
+    char deep[48];
+    memcpy(deep, "\x81\xa4jobs\x91", 7);
+    memset(deep + 7, 0x91, 40);
+    deep[47] = 0x01;
+    assert_int_equal(proto_decode_jobs(deep, sizeof deep, 0, items, 8, &n, &err),
+                     PROTO_ERR_TOO_LARGE);
+    /* The size limit is checked first. */
+    assert_int_equal(proto_decode_results("\x81\xa7results\x91\x80", 11, 4, items, 8, &n, &err),
+                     PROTO_ERR_TOO_LARGE);
+    /* Every truncation of a valid RESULTS fails without reading past it. */
+    const char ok[] = "\x81\xa7results\x92\x81\xa1v\x01\x80";
+    for (size_t cut = 0; cut < sizeof ok - 1; cut++)
+        assert_int_not_equal(proto_decode_results(ok, cut, 0, items, 8, &n, &err), PROTO_OK);
+    assert_int_equal(proto_decode_results(ok, sizeof ok - 1, 0, items, 8, &n, &err), PROTO_OK);
+    assert_int_equal(n, 2);
+}
+
+static void test_submit_batch_results_flag(void **state)
+{
+    body_t *job = b_new();
+    b_job(job, "j1", 0);
+    const msgpack_sbuffer *maps[1] = {&job->sb};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_submit_t m;
+    proto_error_t err;
+    /* Without it: the bytes of proto_encode_submit, and the flag reads 0. */
+    assert_int_equal(proto_encode_submit(&sb, 3, maps, 1), 0);
+    msgpack_sbuffer plain;
+    msgpack_sbuffer_init(&plain);
+    assert_int_equal(proto_encode_submit_opt(&plain, 3, 0, maps, 1), 0);
+    assert_int_equal(plain.size, sb.size);
+    assert_memory_equal(plain.data, sb.data, sb.size);
+    assert_int_equal(proto_decode_submit(dec, sb.data, sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.batch_results, 0);
+    msgpack_sbuffer_destroy(&plain);
+    msgpack_sbuffer_clear(&sb);
+    assert_int_equal(proto_encode_submit_opt(&sb, 3, 1, maps, 1), 0);
+    assert_int_equal(proto_decode_submit(dec, sb.data, sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.batch_results, 1);
+    assert_int_equal(m.njobs, 1);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(job);
+    /* Not a boolean: the whole SUBMIT is refused. */
+    body_t *b = submit_one_job_start(0);
+    msgpack_sbuffer_clear(&b->sb);
+    b_map(b, 2);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_job(b, "j1", 0);
+    b_ku(b, "batch_results", 1);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_WRONG_TYPE);
+    assert_string_equal(err.message, "batch_results: expected a boolean, got an integer");
+    b_free(b);
 }
 
 static void test_accepted_state_must_be_known(void **state)
@@ -1598,6 +1777,9 @@ int main(void)
         cmocka_unit_test(test_job_message_is_validated),
         cmocka_unit_test(test_result_is_validated),
         cmocka_unit_test(test_result_head_reads_the_top_level_without_the_result_map),
+        cmocka_unit_test(test_jobs_and_results_slice_the_elements_unchanged),
+        cmocka_unit_test(test_batches_are_validated),
+        cmocka_unit_test(test_submit_batch_results_flag),
         cmocka_unit_test(test_accepted_state_must_be_known),
         cmocka_unit_test(test_decoded_strings_outlive_the_callers_buffer),
         cmocka_unit_test(test_decoder_is_reusable_across_sizes),
