@@ -796,6 +796,26 @@ static int worker_result(broker_t *b, const void *body, size_t len)
     return 0;
 }
 
+typedef struct results_turn {
+    broker_t *b;
+    uint32_t ok; /* elements kept */
+} results_turn_t;
+
+/* One element of a worker's RESULTS, already read. */
+static void results_element(void *arg, proto_bytes_t elem, proto_err_t rc,
+                            const proto_result_t *head, const proto_error_t *eerr)
+{
+    results_turn_t *rt = arg;
+    if (rc != PROTO_OK) {
+        rt->b->m.bad_messages++;
+        log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(eerr->code),
+                 eerr->message);
+        return;
+    }
+    result_accept(rt->b, elem.ptr, elem.len, head);
+    rt->ok++;
+}
+
 static void work_message(broker_t *b, frames_t *fr)
 {
     int first;
@@ -865,18 +885,17 @@ static void work_message(broker_t *b, frames_t *fr)
             if (worker_result(b, body, len) != 0)
                 return;
         } else {
-            uint32_t n = 0, ok = 0;
-            if (proto_decode_results(body, len, b->cfg.max_message, b->items, PROTO_MAX_BATCH_ITEMS,
-                                     &n, &perr) != PROTO_OK) {
+            /* Each element is one RESULT, forwarded with its own bytes. */
+            results_turn_t rt = {b, 0};
+            if (proto_decode_results_each(body, len, b->cfg.max_message, b->items,
+                                          PROTO_MAX_BATCH_ITEMS, results_element, &rt,
+                                          &perr) != PROTO_OK) {
                 b->m.bad_messages++;
                 log_warn("worker.bad_results", "code=%s reason=\"%s\"", proto_err_code(perr.code),
                          perr.message);
                 return;
             }
-            /* Each element is one RESULT, forwarded with its own bytes. */
-            for (uint32_t i = 0; i < n; i++)
-                ok += worker_result(b, b->items[i].ptr, b->items[i].len) == 0;
-            if (ok == 0)
+            if (rt.ok == 0)
                 return;
         }
         if (!w) {

@@ -1546,22 +1546,14 @@ static proto_err_t collect_raw_error(void *ctx, const msgpack_object *emap,
                            c->store, firsts, ev, err);
 }
 
-proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
-                                     proto_result_t *out, proto_error_t *err)
+/* The shallow RESULT decode of bytes body_scan has accepted. */
+static proto_err_t result_head_scanned(const uint8_t *p, proto_result_t *out, proto_error_t *err)
 {
     const msgpack_object *v[RF_COUNT];
     msgpack_object store[RF_COUNT], root;
     size_t firsts[RF_COUNT], pos = 0, first;
-    const uint8_t *p = body;
     result_init(out);
     set_ok(err);
-    if (!max_body)
-        max_body = PROTO_DEFAULT_MAX_BODY;
-    if (len > max_body)
-        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
-    if (len > 0 && !body)
-        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
-    TRY(body_scan(p, len, "body", err));
     raw_header(p, &pos, &root, &first);
     if (root.type != MSGPACK_OBJECT_MAP)
         return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
@@ -1572,6 +1564,21 @@ proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_bo
     proto_err_t rc = result_check(v, collect_raw_error, &ctx, out, err);
     out->result = NULL; /* shallow: the result map is not unpacked */
     return rc;
+}
+
+proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
+                                     proto_result_t *out, proto_error_t *err)
+{
+    result_init(out);
+    set_ok(err);
+    if (!max_body)
+        max_body = PROTO_DEFAULT_MAX_BODY;
+    if (len > max_body)
+        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
+    if (len > 0 && !body)
+        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
+    TRY(body_scan(body, len, "body", err));
+    return result_head_scanned(body, out, err);
 }
 
 /* JOBS / RESULTS: {key: [map, ...]}, sliced into the elements' bytes. */
@@ -1641,6 +1648,22 @@ proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
                                  proto_error_t *err)
 {
     return decode_batch("results", "RESULTS", body, len, max_body, items, max_items, n, err);
+}
+
+proto_err_t proto_decode_results_each(const void *body, size_t len, size_t max_body,
+                                      proto_bytes_t *items, uint32_t max_items, proto_result_fn fn,
+                                      void *arg, proto_error_t *err)
+{
+    uint32_t n;
+    TRY(decode_batch("results", "RESULTS", body, len, max_body, items, max_items, &n, err));
+    for (uint32_t i = 0; i < n; i++) {
+        /* The whole body was scanned: its elements need no scan of their own. */
+        proto_result_t head;
+        proto_error_t eerr;
+        proto_err_t rc = result_head_scanned(items[i].ptr, &head, &eerr);
+        fn(arg, items[i], rc, &head, &eerr);
+    }
+    return PROTO_OK;
 }
 
 /* ---- Encoders ----------------------------------------------------------- */

@@ -157,6 +157,20 @@ static void check_result(const uint8_t *data, size_t size)
     msgpack_sbuffer_destroy(&res);
 }
 
+/* proto_decode_results_each: each element's outcome is that of the head
+ * decode of the element alone. */
+static void each_agrees(void *arg, proto_bytes_t elem, proto_err_t rc, const proto_result_t *head,
+                        const proto_error_t *eerr)
+{
+    proto_result_t alone;
+    proto_error_t aerr;
+    (void)arg;
+    CHECK(proto_decode_result_head(elem.ptr, elem.len, 0, &alone, &aerr) == rc);
+    CHECK(aerr.code == eerr->code && strcmp(aerr.message, eerr->message) == 0);
+    CHECK(rc != PROTO_OK ||
+          (alone.attempt == head->attempt && alone.job_id.ptr == head->job_id.ptr));
+}
+
 /* JOBS / RESULTS: the elements lie inside the body, back to back, and
  * re-encoded they give the same elements again. */
 static void check_batch(const uint8_t *data, size_t size, int results)
@@ -173,6 +187,9 @@ static void check_batch(const uint8_t *data, size_t size, int results)
         return;
     }
     CHECK(n >= 1 && n <= PROTO_MAX_BATCH_ITEMS);
+    if (results)
+        CHECK(proto_decode_results_each(data, size, 1024 * 1024, again, PROTO_MAX_BATCH_ITEMS,
+                                        each_agrees, NULL, &err) == PROTO_OK);
     for (uint32_t i = 0; i < n; i++) {
         CHECK(items[i].ptr >= data && items[i].ptr + items[i].len <= data + size);
         CHECK(i == 0 || items[i].ptr == items[i - 1].ptr + items[i - 1].len);

@@ -1579,6 +1579,78 @@ static void test_jobs_and_results_slice_the_elements_unchanged(void **state)
     msgpack_sbuffer_destroy(&elems);
 }
 
+typedef struct each_seen {
+    uint32_t n, bad;
+    proto_bytes_t elems[4];
+    proto_result_t heads[4];
+    char first_error[256];
+} each_seen_t;
+
+static void each_record(void *arg, proto_bytes_t elem, proto_err_t rc, const proto_result_t *head,
+                        const proto_error_t *eerr)
+{
+    each_seen_t *s = arg;
+    assert_true(s->n < 4);
+    s->elems[s->n] = elem;
+    if (rc == PROTO_OK) {
+        s->heads[s->n] = *head;
+    } else {
+        if (!s->bad)
+            snprintf(s->first_error, sizeof s->first_error, "%s", eerr->message);
+        s->bad++;
+    }
+    s->n++;
+}
+
+static void test_results_each_reads_every_element_like_the_head_decode(void **state)
+{
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    msgpack_sbuffer elems, sb;
+    msgpack_sbuffer_init(&elems);
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x92\x01\xa1x", 7), 0);
+    size_t one = elems.size;
+    /* a map that is not a valid RESULT: only this element is refused */
+    msgpack_sbuffer_write(&elems, "\x81\xa1v\x02", 4);
+    m.attempt = 5;
+    assert_int_equal(proto_encode_result(&elems, &m, "\x80", 1), 0);
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, 3), 0);
+    proto_bytes_t items[8];
+    proto_error_t err;
+    each_seen_t seen = {0};
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, items, 8, each_record, &seen,
+                                               &err),
+                     PROTO_OK);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.bad, 1);
+    assert_string_equal(seen.first_error, "v: 2 is not a known version (1)");
+    assert_int_equal(seen.elems[0].len, one);
+    assert_memory_equal(seen.elems[0].ptr, elems.data, one);
+    assert_int_equal(seen.heads[0].attempt, 1);
+    assert_int_equal(seen.heads[2].attempt, 5);
+    /* the same as the head decode of each element on its own */
+    for (uint32_t i = 0; i < 3; i += 2) {
+        proto_result_t h;
+        assert_int_equal(proto_decode_result_head(seen.elems[i].ptr, seen.elems[i].len, 0, &h, &err),
+                         PROTO_OK);
+        assert_int_equal(h.attempt, seen.heads[i].attempt);
+        assert_true(h.job_id.ptr == seen.heads[i].job_id.ptr);
+    }
+    /* a refused message calls nobody */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size - 1, 0, items, 8, each_record,
+                                               &seen, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, items, 2, each_record, &seen,
+                                               &err),
+                     PROTO_ERR_BATCH_TOO_LARGE);
+    assert_int_equal(seen.n, 0);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&elems);
+}
+
 static void test_batches_are_validated(void **state)
 {
     proto_bytes_t items[8];
@@ -1779,6 +1851,7 @@ int main(void)
         cmocka_unit_test(test_result_head_reads_the_top_level_without_the_result_map),
         cmocka_unit_test(test_jobs_and_results_slice_the_elements_unchanged),
         cmocka_unit_test(test_batches_are_validated),
+        cmocka_unit_test(test_results_each_reads_every_element_like_the_head_decode),
         cmocka_unit_test(test_submit_batch_results_flag),
         cmocka_unit_test(test_accepted_state_must_be_known),
         cmocka_unit_test(test_decoded_strings_outlive_the_callers_buffer),
