@@ -624,14 +624,20 @@ static proto_err_t get_str(const msgpack_object *v, const char *path, const char
             return fail(err, PROTO_ERR_BAD_VALUE, "%s: %" PRIu32 " bytes, the limit is %" PRIu32,
                         FIELD, n, maxlen);
         if (kind == STR_IDENT) {
-            size_t bad = 0;
-            if (!utf8_valid((const unsigned char *)p, n, &bad))
-                return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", FIELD,
-                            bad);
-            for (uint32_t i = 0; i < n; i++)
-                if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-                    return fail(err, PROTO_ERR_BAD_VALUE, "%s: control character at byte %" PRIu32,
-                                FIELD, i);
+            /* Printable ASCII, the usual case, needs one look per byte. */
+            uint32_t i = 0;
+            while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f)
+                i++;
+            if (i < n) {
+                size_t bad = 0;
+                if (!utf8_valid((const unsigned char *)p, n, &bad))
+                    return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", FIELD,
+                                bad);
+                for (; i < n; i++)
+                    if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+                        return fail(err, PROTO_ERR_BAD_VALUE,
+                                    "%s: control character at byte %" PRIu32, FIELD, i);
+            }
         }
     }
     if (n) {
