@@ -67,6 +67,7 @@ struct worker {
     proto_bytes_t *items; /* elements of a JOBS being read */
     grader_pool_t *pool;
     task_t *waiting; /* waiting for Redis to resolve the rubric */
+    task_t *to_pool, *to_pool_tail; /* resolved this turn, handed to the pool together */
     size_t held;     /* tasks held in any state (abandoned ones excluded) */
     int draining;
     int64_t drain_deadline_ms;
@@ -325,10 +326,16 @@ static int task_route(worker_t *w, task_t *t, const proto_jobmsg_t *jm)
     }
     if (task_resolve(w, t, jm))
         return 1;
-    if (t->err_code)
+    if (t->err_code) {
         task_finish_error(w, t);
-    else
-        grader_pool_push(w->pool, t);
+    } else {
+        t->next = NULL;
+        if (w->to_pool_tail)
+            w->to_pool_tail->next = t;
+        else
+            w->to_pool = t;
+        w->to_pool_tail = t;
+    }
     return 0;
 }
 
@@ -364,6 +371,13 @@ static void job_received(worker_t *w, size_t bi, const void *body, size_t len)
         t->next = w->waiting;
         w->waiting = t;
     }
+}
+
+/* Hand the tasks resolved this turn to the grading threads at once. */
+static void pool_flush(worker_t *w)
+{
+    grader_pool_push_list(w->pool, w->to_pool);
+    w->to_pool = w->to_pool_tail = NULL;
 }
 
 /* Retry tasks that waited for Redis. */
@@ -515,6 +529,7 @@ static void broker_message(worker_t *w, size_t bi, zmq_msg_t *frames, int n)
         return;
     case PROTO_CMD_CANCEL: {
         proto_cancel_t c;
+        pool_flush(w); /* a job received this turn is found in the pool */
         if (proto_decode_cancel(w->dec, body, len, &c, &perr) == PROTO_OK)
             job_cancel(w, &c);
         return;
@@ -680,6 +695,7 @@ void worker_destroy(worker_t **self_p)
     if (w->redis)
         redisFree(w->redis);
     task_list_free(w->waiting);
+    task_list_free(w->to_pool);
     rubric_cache_destroy(&w->cache);
     proto_decoder_destroy(&w->dec);
     free(w->items);
@@ -739,18 +755,22 @@ int worker_run(worker_t *w)
         long timeout = (long)w->cfg.heartbeat_ms / 4;
         if (w->waiting && timeout > 100)
             timeout = 100;
+        /* The pool wakes us for batches of results; look every millisecond
+         * while it holds work, so no result waits longer. */
+        if (w->held > 0)
+            timeout = 1;
         if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
             log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
             rc = 1;
             break;
         }
-        if (items[nb].revents & ZMQ_POLLIN)
-            tasks_done(w);
+        tasks_done(w);
         for (size_t i = 0; i < nb; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 broker_drain(w, i);
         if (w->waiting)
             retry_waiting(w);
+        pool_flush(w);
         results_flush(w);
         grader_pool_abandon_runaways(w->pool, clock_mono_ms(), on_runaway, w);
         heartbeats(w);
