@@ -189,6 +189,24 @@ static int payload_load(payload_t *p, const char *path, const char **rubric)
 
 /* ---- sending ----------------------------------------------------------- */
 
+/* "<run>-<idx>" into id (80 bytes); returns its length. */
+static int job_id(const loadgen_t *g, uint64_t idx, char *id)
+{
+    size_t n = strlen(g->o.run_id);
+    memcpy(id, g->o.run_id, n);
+    id[n++] = '-';
+    char digits[20];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + idx % 10);
+        idx /= 10;
+    } while (idx);
+    while (k)
+        id[n++] = digits[--k];
+    id[n] = '\0';
+    return (int)n;
+}
+
 /* Build and send one SUBMIT with jobs [first, first+n). 0 sent, 1 the
  * socket would block (try again later), -1 error. */
 static int send_batch(loadgen_t *g, uint64_t first, uint32_t n, uint64_t t_start)
@@ -197,7 +215,7 @@ static int send_batch(loadgen_t *g, uint64_t first, uint32_t n, uint64_t t_start
     for (uint32_t i = 0; i < n; i++) {
         uint64_t idx = first + i;
         char id[80];
-        int idlen = snprintf(id, sizeof id, "%s-%llu", g->o.run_id, (unsigned long long)idx);
+        int idlen = job_id(g, idx, id);
         const payload_t *p = &g->payloads[idx % (uint64_t)g->o.nattempts];
         proto_job_t job;
         memset(&job, 0, sizeof job);
@@ -315,16 +333,10 @@ static void on_rejected(loadgen_t *g, const void *body, size_t len)
     }
 }
 
-static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
+/* One score event, its top-level fields read (the result map stays packed). */
+static void on_event(loadgen_t *g, const proto_result_t *r, uint64_t now)
 {
-    proto_result_t r;
-    proto_error_t e;
-    /* The job id and status are all we read: the result map stays packed. */
-    if (proto_decode_result_head(body, len, 0, &r, &e) != PROTO_OK) {
-        g->stray++;
-        return;
-    }
-    uint64_t idx = job_index(g, r.job_id);
+    uint64_t idx = job_index(g, r->job_id);
     if (idx == UINT64_MAX || g->state[idx] == JOB_DONE || g->state[idx] == JOB_UNSENT ||
         g->state[idx] == JOB_REJECTED) {
         g->stray++;
@@ -334,11 +346,11 @@ static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
         g->accepted++;
     g->state[idx] = JOB_DONE;
     g->done++;
-    if (!proto_str_eq(r.status, "ok")) {
+    if (!proto_str_eq(r->status, "ok")) {
         g->errors++;
         if (!g->first_error[0])
-            snprintf(g->first_error, sizeof g->first_error, "%.*s: %.*s", (int)r.error_code.len,
-                     r.error_code.ptr, (int)r.error_message.len, r.error_message.ptr);
+            snprintf(g->first_error, sizeof g->first_error, "%.*s: %.*s", (int)r->error_code.len,
+                     r->error_code.ptr, (int)r->error_message.len, r->error_message.ptr);
     }
     hist_record(&g->e2e, now - g->t_start[idx]);
     if (!g->t_first_done)
@@ -346,17 +358,42 @@ static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
     g->t_last_done = now;
 }
 
-static void on_results(loadgen_t *g, const void *body, size_t len, uint64_t now)
+static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
 {
-    uint32_t n;
+    proto_result_t r;
     proto_error_t e;
-    g->results_msgs++;
-    if (proto_decode_results(body, len, 0, g->items, PROTO_MAX_BATCH_ITEMS, &n, &e) != PROTO_OK) {
+    if (proto_decode_result_head(body, len, 0, &r, &e) != PROTO_OK) {
         g->stray++;
         return;
     }
-    for (uint32_t i = 0; i < n; i++)
-        on_result(g, g->items[i].ptr, g->items[i].len, now);
+    on_event(g, &r, now);
+}
+
+typedef struct results_ctx {
+    loadgen_t *g;
+    uint64_t now;
+} results_ctx_t;
+
+static void on_results_element(void *arg, proto_bytes_t elem, proto_err_t rc,
+                               const proto_result_t *head, const proto_error_t *eerr)
+{
+    results_ctx_t *c = arg;
+    (void)elem;
+    (void)eerr;
+    if (rc != PROTO_OK)
+        c->g->stray++;
+    else
+        on_event(c->g, head, c->now);
+}
+
+static void on_results(loadgen_t *g, const void *body, size_t len, uint64_t now)
+{
+    proto_error_t e;
+    results_ctx_t c = {g, now};
+    g->results_msgs++;
+    if (proto_decode_results_each(body, len, 0, g->items, PROTO_MAX_BATCH_ITEMS, on_results_element,
+                                  &c, &e) != PROTO_OK)
+        g->stray++;
 }
 
 /* Read every waiting message on every connection. */
