@@ -1404,6 +1404,34 @@ static void raw_header(const uint8_t *p, size_t *pos, msgpack_object *o, size_t 
         *first = *pos;
 }
 
+/* How raw_skip moves past each first byte. skip_kind: 0 a scalar whose
+ * payload is skip_arg bytes; 1 fixmap; 2 fixarray; 3 str/bin/ext with a
+ * length of skip_arg & 7 bytes (| 8: ext, one type byte more); 4 array16/32
+ * and 5 map16/32 with a count of skip_arg bytes. */
+static const uint8_t skip_kind[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 4, 4, 5, 5,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static const uint8_t skip_arg[256] = {
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  5,  6,  7,
+    8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    0,  0, 0,  0,  1,  2,  4,  9,  10, 12, 4,  8,  1,  2,  4,  8,  1,  2,  4,  8,  2,  3,  5,  9,
+    17, 1, 2,  4,  2,  4,  2,  4,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
 /* Move *pos past the whole value that starts there (headers only: nothing
  * is decoded). */
 static void raw_skip(const uint8_t *p, size_t *pos)
@@ -1413,81 +1441,28 @@ static void raw_skip(const uint8_t *p, size_t *pos)
     while (left) {
         uint8_t b = p[at++];
         left--;
-        if (b <= 0x7f || b >= 0xe0)
-            continue;
-        if (b <= 0x8f) {
+        unsigned a = skip_arg[b];
+        switch (skip_kind[b]) {
+        case 0:
+            at += a;
+            break;
+        case 1:
             left += 2u * (b & 0x0fu);
-        } else if (b <= 0x9f) {
+            break;
+        case 2:
             left += b & 0x0fu;
-        } else if (b <= 0xbf) {
-            at += b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xc4:
-            case 0xd9:
-                at += 1 + (size_t)p[at];
-                break;
-            case 0xc5:
-            case 0xda:
-                at += 2 + (size_t)load_be(p + at, 2);
-                break;
-            case 0xc6:
-            case 0xdb:
-                at += 4 + (size_t)load_be(p + at, 4);
-                break;
-            case 0xc7:
-                at += 2 + (size_t)p[at];
-                break;
-            case 0xc8:
-                at += 3 + (size_t)load_be(p + at, 2);
-                break;
-            case 0xc9:
-                at += 5 + (size_t)load_be(p + at, 4);
-                break;
-            case 0xca:
-            case 0xce:
-            case 0xd2:
-                at += 4;
-                break;
-            case 0xcb:
-            case 0xcf:
-            case 0xd3:
-                at += 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                at += 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                at += 2;
-                break;
-            case 0xd4:
-            case 0xd5:
-            case 0xd6:
-            case 0xd7:
-            case 0xd8:
-                at += 1 + (1u << (b - 0xd4));
-                break;
-            case 0xdc:
-                left += load_be(p + at, 2);
-                at += 2;
-                break;
-            case 0xdd:
-                left += load_be(p + at, 4);
-                at += 4;
-                break;
-            case 0xde:
-                left += 2 * load_be(p + at, 2);
-                at += 2;
-                break;
-            case 0xdf:
-                left += 2 * load_be(p + at, 4);
-                at += 4;
-                break;
-            default: /* nil, bool; 0xc1 is refused by body_scan */
-                break;
-            }
+            break;
+        case 3:
+            at += (a & 7u) + ((a & 8u) ? 1u : 0u) + (size_t)load_be(p + at, (int)(a & 7u));
+            break;
+        case 4:
+            left += load_be(p + at, (int)a);
+            at += a;
+            break;
+        default:
+            left += 2 * load_be(p + at, (int)a);
+            at += a;
+            break;
         }
     }
     *pos = at;
@@ -1496,7 +1471,8 @@ static void raw_skip(const uint8_t *p, size_t *pos)
 /* map_collect over raw bytes: the map's elements start at *pos. Values of
  * known keys go to store[j] (containers shallow, their first element's
  * offset in firsts[j]) and vals[j] points at them, nil counting as absent.
- * Same rules and sentences as map_collect. */
+ * Same rules and sentences as map_collect. The value of the last pair is
+ * not walked (nothing after it is read), so *pos is not meaningful after. */
 static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size, const char *path,
                                    const char *const *names, size_t n, msgpack_object *store,
                                    size_t *firsts, const msgpack_object **vals, proto_error_t *err)
@@ -1517,15 +1493,18 @@ static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size,
                 if (names[j][0] == k.via.str.ptr[0] && k.via.str.size == strlen(names[j]) &&
                     memcmp(k.via.str.ptr, names[j], k.via.str.size) == 0)
                     break;
+        int last = i + 1 == size; /* nothing is read after it: no need to skip it */
         if (j == n) {
-            raw_skip(p, pos);
+            if (!last)
+                raw_skip(p, pos);
             continue;
         }
         if (vals[j])
             return fail(err, PROTO_ERR_MALFORMED, "%s: duplicate key \"%s\"", where, names[j]);
         size_t at = *pos;
         raw_header(p, pos, &store[j], &firsts[j]);
-        if (store[j].type == MSGPACK_OBJECT_MAP || store[j].type == MSGPACK_OBJECT_ARRAY) {
+        if (!last &&
+            (store[j].type == MSGPACK_OBJECT_MAP || store[j].type == MSGPACK_OBJECT_ARRAY)) {
             *pos = at;
             raw_skip(p, pos);
         }
