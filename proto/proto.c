@@ -265,6 +265,34 @@ static uint64_t load_be(const uint8_t *p, int n)
     return v;
 }
 
+/* What follows each first byte of a msgpack value (body_scan, raw_skip). skip_kind: 0 a scalar
+ * whose payload is skip_arg bytes; 1 fixmap; 2 fixarray; 3 str/bin/ext with a length of skip_arg &
+ * 7 bytes (| 8: ext, one type byte more); 4 array16/32 and 5 map16/32 with a count of skip_arg
+ * bytes. */
+static const uint8_t skip_kind[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 4, 4, 5, 5,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static const uint8_t skip_arg[256] = {
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  5,  6,  7,
+    8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    0,  0, 0,  0,  1,  2,  4,  9,  10, 12, 4,  8,  1,  2,  4,  8,  1,  2,  4,  8,  2,  3,  5,  9,
+    17, 1, 2,  4,  2,  4,  2,  4,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
 /*
  * Prove that p[0..len) is exactly one msgpack object whose declared lengths
  * all fit in the buffer and whose containers nest at most PROTO_MAX_DEPTH
@@ -290,92 +318,38 @@ static proto_err_t body_scan(const uint8_t *p, size_t len, const char *what, pro
         uint64_t children = 0;
         int container = 0;
 
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool: done */
-        } else if (b <= 0x8f) {
-            container = 1, children = 2u * (b & 0x0fu);
-        } else if (b <= 0x9f) {
-            container = 1, children = b & 0x0fu;
-        } else if (b <= 0xbf) {
-            payload = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xc4: /* bin 8/16/32 */
-            case 0xd9: /* str 8/16/32 */
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                lenbytes = 4;
-                break;
-            case 0xc7: /* ext 8/16/32: length, then a type byte */
-            case 0xc8:
-            case 0xc9:
-                lenbytes = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
-                break;
-            case 0xca:
-                payload = 4;
-                break;
-            case 0xcb:
-                payload = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                payload = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                payload = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                payload = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                payload = 8;
-                break;
-            case 0xd4: /* fixext 1/2/4/8/16: type byte + data */
-                payload = 2;
-                break;
-            case 0xd5:
-                payload = 3;
-                break;
-            case 0xd6:
-                payload = 5;
-                break;
-            case 0xd7:
-                payload = 9;
-                break;
-            case 0xd8:
-                payload = 17;
-                break;
-            case 0xdc:
-            case 0xdd:
-            case 0xde:
-            case 0xdf:
-                container = 1;
-                lenbytes = (b == 0xdc || b == 0xde) ? 2 : 4;
-                break;
-            default: /* 0xc1 is never used */
+        unsigned a = skip_arg[b];
+        switch (skip_kind[b]) {
+        case 0:            /* fixint, nil, bool, fixstr, numbers, fixext */
+            if (b == 0xc1) /* never used */
                 return fail(err, PROTO_ERR_MALFORMED,
                             "%s: invalid msgpack byte 0x%02x at offset %zu", what, b, at);
-            }
-            if (lenbytes) {
-                if (avail < (size_t)lenbytes)
-                    return fail(err, PROTO_ERR_MALFORMED, "%s: truncated at offset %zu", what, pos);
-                uint64_t n = load_be(p + pos, lenbytes);
-                pos += (size_t)lenbytes;
-                avail -= (size_t)lenbytes;
-                if (container)
-                    children = (b == 0xde || b == 0xdf) ? 2 * n : n;
-                else
-                    payload = n + ((b >= 0xc7 && b <= 0xc9) ? 1 : 0);
-            }
+            payload = a;
+            break;
+        case 1:
+            container = 1, children = 2u * (b & 0x0fu);
+            break;
+        case 2:
+            container = 1, children = b & 0x0fu;
+            break;
+        case 3: /* str, bin, ext: a length field */
+            lenbytes = (int)(a & 7u);
+            break;
+        default: /* array16/32, map16/32 */
+            container = 1;
+            lenbytes = (int)a;
+            break;
+        }
+        if (lenbytes) {
+            if (avail < (size_t)lenbytes)
+                return fail(err, PROTO_ERR_MALFORMED, "%s: truncated at offset %zu", what, pos);
+            uint64_t n = load_be(p + pos, lenbytes);
+            pos += (size_t)lenbytes;
+            avail -= (size_t)lenbytes;
+            if (container)
+                children = (b == 0xde || b == 0xdf) ? 2 * n : n;
+            else
+                payload = n + ((a & 8u) ? 1 : 0); /* ext: its type byte */
         }
 
         if (container) {
@@ -1403,34 +1377,6 @@ static void raw_header(const uint8_t *p, size_t *pos, msgpack_object *o, size_t 
     if (first)
         *first = *pos;
 }
-
-/* How raw_skip moves past each first byte. skip_kind: 0 a scalar whose
- * payload is skip_arg bytes; 1 fixmap; 2 fixarray; 3 str/bin/ext with a
- * length of skip_arg & 7 bytes (| 8: ext, one type byte more); 4 array16/32
- * and 5 map16/32 with a count of skip_arg bytes. */
-static const uint8_t skip_kind[256] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 4, 4, 5, 5,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-};
-static const uint8_t skip_arg[256] = {
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  5,  6,  7,
-    8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-    0,  0, 0,  0,  1,  2,  4,  9,  10, 12, 4,  8,  1,  2,  4,  8,  1,  2,  4,  8,  2,  3,  5,  9,
-    17, 1, 2,  4,  2,  4,  2,  4,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-};
 
 /* Move *pos past the whole value that starts there (headers only: nothing
  * is decoded). */
