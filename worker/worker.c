@@ -757,7 +757,7 @@ int worker_run(worker_t *w)
             timeout = 100;
         /* The pool wakes us for batches of results; look every millisecond
          * while it holds work, so no result waits longer. */
-        if (w->held > 0)
+        if (w->held > 0 && grader_pool_busy(w->pool) > 0)
             timeout = 1;
         if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
             log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
