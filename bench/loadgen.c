@@ -74,7 +74,6 @@ typedef struct loadgen {
     void *ctx;
     void *socks[LOADGEN_MAX_CONN];
     proto_decoder_t *dec;
-    proto_bytes_t *items; /* elements of a RESULTS being read */
     payload_t payloads[LOADGEN_MAX_ATTEMPTS];
     msgpack_sbuffer *job_bufs; /* one per job of a batch, reused */
     msgpack_sbuffer body;
@@ -391,8 +390,8 @@ static void on_results(loadgen_t *g, const void *body, size_t len, uint64_t now)
     proto_error_t e;
     results_ctx_t c = {g, now};
     g->results_msgs++;
-    if (proto_decode_results_each(body, len, 0, g->items, PROTO_MAX_BATCH_ITEMS, on_results_element,
-                                  &c, &e) != PROTO_OK)
+    if (proto_decode_results_each(body, len, 0, PROTO_MAX_BATCH_ITEMS, on_results_element, &c,
+                                  &e) != PROTO_OK)
         g->stray++;
 }
 
@@ -764,10 +763,9 @@ int main(int argc, char **argv)
     g.batch_n = calloc(o->jobs, sizeof *g.batch_n);
     g.job_bufs = calloc(o->batch, sizeof *g.job_bufs);
     g.dec = proto_decoder_new(0);
-    g.items = calloc(PROTO_MAX_BATCH_ITEMS, sizeof *g.items);
     g.ctx = zmq_ctx_new();
     if (!g.t_start || !g.state || !g.batch_first || !g.batch_n || !g.job_bufs || !g.dec ||
-        !g.items || !g.ctx) {
+        !g.ctx) {
         fprintf(stderr, "scoreline-loadgen: out of memory\n");
         return 1;
     }

@@ -84,7 +84,6 @@ struct broker {
     msgpack_sbuffer jobs; /* packed job maps of the SUBMITs being handled */
     pending_result_t *pending;
     size_t npending, cap_pending;
-    proto_bytes_t *items; /* elements of a RESULTS being read */
     outbox_t job_boxes[BROKER_BOXES], reply_boxes[BROKER_BOXES];
     size_t njob_boxes, nreply_boxes;
     int64_t next_tick_ms;
@@ -887,9 +886,8 @@ static void work_message(broker_t *b, frames_t *fr)
         } else {
             /* Each element is one RESULT, forwarded with its own bytes. */
             results_turn_t rt = {b, 0};
-            if (proto_decode_results_each(body, len, b->cfg.max_message, b->items,
-                                          PROTO_MAX_BATCH_ITEMS, results_element, &rt,
-                                          &perr) != PROTO_OK) {
+            if (proto_decode_results_each(body, len, b->cfg.max_message, PROTO_MAX_BATCH_ITEMS,
+                                          results_element, &rt, &perr) != PROTO_OK) {
                 b->m.bad_messages++;
                 log_warn("worker.bad_results", "code=%s reason=\"%s\"", proto_err_code(perr.code),
                          perr.message);
@@ -1298,7 +1296,6 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
     msgpack_sbuffer_init(&b->jobs);
     b->queue = queue_new(cfg->max_queue);
     b->dec = proto_decoder_new(cfg->max_message);
-    b->items = calloc(PROTO_MAX_BATCH_ITEMS, sizeof *b->items);
     journal_config_t jc = {.url = cfg->redis,
                            .prefix = cfg->prefix,
                            .name = cfg->name,
@@ -1307,7 +1304,7 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
                            .timeout_ms = (int)cfg->redis_timeout_ms};
     b->journal = journal_new(&jc);
     b->ctx = zmq_ctx_new();
-    if (!b->queue || !b->dec || !b->items || !b->journal || !b->ctx) {
+    if (!b->queue || !b->dec || !b->journal || !b->ctx) {
         snprintf(err, errlen, "out of memory");
         broker_destroy(&b);
         return NULL;
@@ -1364,7 +1361,6 @@ void broker_destroy(broker_t **self_p)
     journal_destroy(&b->journal);
     queue_destroy(&b->queue);
     proto_decoder_destroy(&b->dec);
-    free(b->items);
     outboxes_free(b->job_boxes);
     outboxes_free(b->reply_boxes);
     for (size_t i = 0; i < b->npending; i++)

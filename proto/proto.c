@@ -1417,11 +1417,13 @@ static void raw_skip(const uint8_t *p, size_t *pos)
 /* map_collect over raw bytes: the map's elements start at *pos. Values of
  * known keys go to store[j] (containers shallow, their first element's
  * offset in firsts[j]) and vals[j] points at them, nil counting as absent.
- * Same rules and sentences as map_collect. The value of the last pair is
- * not walked (nothing after it is read), so *pos is not meaningful after. */
+ * Same rules and sentences as map_collect. Unless walk_last, the value of
+ * the last pair is not walked (nothing after it is read) and *pos is not
+ * meaningful after; with it, *pos ends past the map on success. */
 static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size, const char *path,
                                    const char *const *names, size_t n, msgpack_object *store,
-                                   size_t *firsts, const msgpack_object **vals, proto_error_t *err)
+                                   size_t *firsts, const msgpack_object **vals, int walk_last,
+                                   proto_error_t *err)
 {
     const char *where = (path && *path) ? path : "body";
     for (size_t j = 0; j < n; j++)
@@ -1439,7 +1441,7 @@ static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size,
                 if (names[j][0] == k.via.str.ptr[0] && k.via.str.size == strlen(names[j]) &&
                     memcmp(k.via.str.ptr, names[j], k.via.str.size) == 0)
                     break;
-        int last = i + 1 == size; /* nothing is read after it: no need to skip it */
+        int last = i + 1 == size && !walk_last; /* nothing is read after it: no need to skip it */
         if (j == n) {
             if (!last)
                 raw_skip(p, pos);
@@ -1474,11 +1476,13 @@ static proto_err_t collect_raw_error(void *ctx, const msgpack_object *emap,
     raw_error_ctx_t *c = ctx;
     size_t pos = c->first, firsts[2];
     return raw_map_collect(c->p, &pos, emap->via.map.size, "error", result_error_fields, 2,
-                           c->store, firsts, ev, err);
+                           c->store, firsts, ev, 0, err);
 }
 
-/* The shallow RESULT decode of bytes body_scan has accepted. */
-static proto_err_t result_head_scanned(const uint8_t *p, proto_result_t *out, proto_error_t *err)
+/* The shallow RESULT decode of bytes body_scan has accepted. With end,
+ * *end gets the element's length when its map could be walked (0 when not). */
+static proto_err_t result_head_scanned(const uint8_t *p, proto_result_t *out, proto_error_t *err,
+                                       size_t *end)
 {
     const msgpack_object *v[RF_COUNT];
     msgpack_object store[RF_COUNT], root;
@@ -1489,8 +1493,12 @@ static proto_err_t result_head_scanned(const uint8_t *p, proto_result_t *out, pr
     if (root.type != MSGPACK_OBJECT_MAP)
         return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
     pos = first;
+    if (end)
+        *end = 0;
     TRY(raw_map_collect(p, &pos, root.via.map.size, "", result_fields, RF_COUNT, store, firsts, v,
-                        err));
+                        end != NULL, err));
+    if (end)
+        *end = pos;
     raw_error_ctx_t ctx = {.p = p, .first = firsts[RF_ERROR]};
     proto_err_t rc = result_check(v, collect_raw_error, &ctx, out, err);
     out->result = NULL; /* shallow: the result map is not unpacked */
@@ -1509,20 +1517,20 @@ proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_bo
     if (len > 0 && !body)
         return fail(err, PROTO_ERR_MALFORMED, "body: missing");
     TRY(body_scan(body, len, "body", err));
-    return result_head_scanned(body, out, err);
+    return result_head_scanned(body, out, err, NULL);
 }
 
-/* JOBS / RESULTS: {key: [map, ...]}, sliced into the elements' bytes. */
-static proto_err_t decode_batch(const char *key, const char *cmd, const void *body, size_t len,
-                                size_t max_body, proto_bytes_t *items, uint32_t max_items,
-                                uint32_t *n, proto_error_t *err)
+/* The message-level checks of a JOBS / RESULTS body: *first gets the
+ * offset of the first element and *count their number. */
+static proto_err_t batch_open(const char *key, const char *cmd, const void *body, size_t len,
+                              size_t max_body, uint32_t max_items, size_t *at, uint32_t *count,
+                              proto_error_t *err)
 {
     const char *const names[] = {key};
     const msgpack_object *v[1];
     msgpack_object store[1], root;
     size_t firsts[1], pos = 0, first;
     const uint8_t *p = body;
-    *n = 0;
     set_ok(err);
     if (!max_body)
         max_body = PROTO_DEFAULT_MAX_BODY;
@@ -1530,26 +1538,41 @@ static proto_err_t decode_batch(const char *key, const char *cmd, const void *bo
         return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
     if (len > 0 && !body)
         return fail(err, PROTO_ERR_MALFORMED, "body: missing");
-    if (!items || max_items == 0 || max_items > PROTO_MAX_BATCH_ITEMS)
+    if (max_items == 0 || max_items > PROTO_MAX_BATCH_ITEMS)
         return fail(err, PROTO_ERR_NOMEM, "%s: no room for the elements", key);
     TRY(body_scan(p, len, "body", err));
     raw_header(p, &pos, &root, &first);
     if (root.type != MSGPACK_OBJECT_MAP)
         return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
     pos = first;
-    TRY(raw_map_collect(p, &pos, root.via.map.size, "", names, 1, store, firsts, v, err));
+    TRY(raw_map_collect(p, &pos, root.via.map.size, "", names, 1, store, firsts, v, 0, err));
     const msgpack_object *arr;
     const char *path = "", *name = key;
     char field[128];
     TRY(get_typed(v[0], path, name, 1, MSGPACK_OBJECT_ARRAY, "an array", &arr, err));
-    uint32_t count = arr->via.array.size;
-    if (count == 0)
+    *count = arr->via.array.size;
+    if (*count == 0)
         return fail(err, PROTO_ERR_BAD_VALUE, "%s: empty, a %s carries 1..%d", FIELD, cmd,
                     PROTO_MAX_BATCH_ITEMS);
-    if (count > max_items)
+    if (*count > max_items)
         return fail(err, PROTO_ERR_BATCH_TOO_LARGE,
-                    "%s: %" PRIu32 " elements, the limit is %" PRIu32, FIELD, count, max_items);
-    pos = firsts[0];
+                    "%s: %" PRIu32 " elements, the limit is %" PRIu32, FIELD, *count, max_items);
+    *at = firsts[0];
+    return PROTO_OK;
+}
+
+/* JOBS / RESULTS: {key: [map, ...]}, sliced into the elements' bytes. */
+static proto_err_t decode_batch(const char *key, const char *cmd, const void *body, size_t len,
+                                size_t max_body, proto_bytes_t *items, uint32_t max_items,
+                                uint32_t *n, proto_error_t *err)
+{
+    const uint8_t *p = body;
+    size_t pos;
+    uint32_t count;
+    *n = 0;
+    if (!items)
+        return fail(err, PROTO_ERR_NOMEM, "%s: no room for the elements", key);
+    TRY(batch_open(key, cmd, body, len, max_body, max_items, &pos, &count, err));
     for (uint32_t i = 0; i < count; i++) {
         size_t at = pos;
         msgpack_object e;
@@ -1582,17 +1605,37 @@ proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
 }
 
 proto_err_t proto_decode_results_each(const void *body, size_t len, size_t max_body,
-                                      proto_bytes_t *items, uint32_t max_items, proto_result_fn fn,
-                                      void *arg, proto_error_t *err)
+                                      uint32_t max_items, proto_result_fn fn, void *arg,
+                                      proto_error_t *err)
 {
-    uint32_t n;
-    TRY(decode_batch("results", "RESULTS", body, len, max_body, items, max_items, &n, err));
-    for (uint32_t i = 0; i < n; i++) {
-        /* The whole body was scanned: its elements need no scan of their own. */
+    const uint8_t *p = body;
+    size_t pos;
+    uint32_t count;
+    TRY(batch_open("results", "RESULTS", body, len, max_body, max_items, &pos, &count, err));
+    /* The whole body was scanned: each element is read in one walk that
+     * also finds where it ends. */
+    for (uint32_t i = 0; i < count; i++) {
+        size_t at = pos, end = 0;
         proto_result_t head;
         proto_error_t eerr;
-        proto_err_t rc = result_head_scanned(items[i].ptr, &head, &eerr);
-        fn(arg, items[i], rc, &head, &eerr);
+        proto_err_t rc;
+        msgpack_object e;
+        raw_header(p, &pos, &e, NULL);
+        if (e.type != MSGPACK_OBJECT_MAP) {
+            char ipath[48];
+            result_init(&head);
+            rc = fail(&eerr, PROTO_ERR_NOT_MAP, "%s: expected a map, got %s",
+                      index_path(ipath, "results", i), type_name(&e));
+        } else {
+            rc = result_head_scanned(p + at, &head, &eerr, &end);
+        }
+        if (end) {
+            pos = at + end;
+        } else {
+            pos = at;
+            raw_skip(p, &pos);
+        }
+        fn(arg, (proto_bytes_t){p + at, pos - at}, rc, &head, &eerr);
     }
     return PROTO_OK;
 }

@@ -288,18 +288,19 @@ proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
                                  proto_bytes_t *items, uint32_t max_items, uint32_t *n,
                                  proto_error_t *err);
 
-/* RESULTS read in one go: the body is checked as by proto_decode_results,
+/* RESULTS read in one go, the way a reader that forwards each event wants
+ * it: the message is checked as by proto_decode_results except that an
+ * element that is not a map is that element's error, not the message's;
  * then each element is read as by proto_decode_result_head (without a
  * second scan of its bytes, which the first proved well-formed) and handed
  * to fn in order: its bytes, its outcome (PROTO_OK, or the element's own
  * error, with the sentence in *eerr) and its fields. fn is not called when
- * the message itself is refused; one bad element does not stop the others.
- * items is scratch space for max_items entries. */
+ * the message itself is refused; a bad element does not stop the others. */
 typedef void (*proto_result_fn)(void *arg, proto_bytes_t elem, proto_err_t rc,
                                 const proto_result_t *head, const proto_error_t *eerr);
 proto_err_t proto_decode_results_each(const void *body, size_t len, size_t max_body,
-                                      proto_bytes_t *items, uint32_t max_items, proto_result_fn fn,
-                                      void *arg, proto_error_t *err);
+                                      uint32_t max_items, proto_result_fn fn, void *arg,
+                                      proto_error_t *err);
 
 /* Validate one job map (as found in SUBMIT.jobs or JOB.job) into out.
  * path prefixes error messages ("jobs[3]" gives "jobs[3].tenant: ..."), NULL

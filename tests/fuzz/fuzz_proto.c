@@ -158,14 +158,26 @@ static void check_result(const uint8_t *data, size_t size)
 }
 
 /* proto_decode_results_each: each element's outcome is that of the head
- * decode of the element alone. */
+ * decode of the element alone (a non-map element: its own error), and the
+ * elements lie back to back. */
+typedef struct each_state {
+    const uint8_t *next;
+    uint32_t n;
+} each_state_t;
+
 static void each_agrees(void *arg, proto_bytes_t elem, proto_err_t rc, const proto_result_t *head,
                         const proto_error_t *eerr)
 {
+    each_state_t *st = arg;
     proto_result_t alone;
     proto_error_t aerr;
-    (void)arg;
-    CHECK(proto_decode_result_head(elem.ptr, elem.len, 0, &alone, &aerr) == rc);
+    CHECK(!st->next || elem.ptr == st->next);
+    st->next = elem.ptr + elem.len;
+    st->n++;
+    proto_err_t arc = proto_decode_result_head(elem.ptr, elem.len, 0, &alone, &aerr);
+    if (rc == PROTO_ERR_NOT_MAP && arc == PROTO_ERR_NOT_MAP)
+        return; /* the sentences differ: "results[i]" vs "body" */
+    CHECK(arc == rc);
     CHECK(aerr.code == eerr->code && strcmp(aerr.message, eerr->message) == 0);
     CHECK(rc != PROTO_OK ||
           (alone.attempt == head->attempt && alone.job_id.ptr == head->job_id.ptr));
@@ -184,12 +196,26 @@ static void check_batch(const uint8_t *data, size_t size, int results)
             : proto_decode_jobs(data, size, 1024 * 1024, items, PROTO_MAX_BATCH_ITEMS, &n, &err);
     if (rc != PROTO_OK) {
         CHECK(n == 0 && err.code != PROTO_OK && err.message[0] != '\0');
+        if (results) {
+            /* _each refuses the same messages, except for elements that are
+             * not maps, which it reports one by one. */
+            each_state_t st = {NULL, 0};
+            proto_error_t eerr;
+            proto_err_t erc = proto_decode_results_each(
+                data, size, 1024 * 1024, PROTO_MAX_BATCH_ITEMS, each_agrees, &st, &eerr);
+            CHECK(erc == rc || (rc == PROTO_ERR_NOT_MAP && erc == PROTO_OK && st.n > 0));
+            if (erc == rc)
+                CHECK(strcmp(eerr.message, err.message) == 0 && st.n == 0);
+        }
         return;
     }
     CHECK(n >= 1 && n <= PROTO_MAX_BATCH_ITEMS);
-    if (results)
-        CHECK(proto_decode_results_each(data, size, 1024 * 1024, again, PROTO_MAX_BATCH_ITEMS,
-                                        each_agrees, NULL, &err) == PROTO_OK);
+    if (results) {
+        each_state_t st = {NULL, 0};
+        CHECK(proto_decode_results_each(data, size, 1024 * 1024, PROTO_MAX_BATCH_ITEMS, each_agrees,
+                                        &st, &err) == PROTO_OK);
+        CHECK(st.n == n && st.next == items[n - 1].ptr + items[n - 1].len);
+    }
     for (uint32_t i = 0; i < n; i++) {
         CHECK(items[i].ptr >= data && items[i].ptr + items[i].len <= data + size);
         CHECK(i == 0 || items[i].ptr == items[i - 1].ptr + items[i - 1].len);

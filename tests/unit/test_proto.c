@@ -1617,11 +1617,9 @@ static void test_results_each_reads_every_element_like_the_head_decode(void **st
     assert_int_equal(proto_encode_result(&elems, &m, "\x80", 1), 0);
     msgpack_sbuffer_init(&sb);
     assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, 3), 0);
-    proto_bytes_t items[8];
     proto_error_t err;
     each_seen_t seen = {0};
-    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, items, 8, each_record, &seen,
-                                               &err),
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 8, each_record, &seen, &err),
                      PROTO_OK);
     assert_int_equal(seen.n, 3);
     assert_int_equal(seen.bad, 1);
@@ -1640,13 +1638,38 @@ static void test_results_each_reads_every_element_like_the_head_decode(void **st
     }
     /* a refused message calls nobody */
     memset(&seen, 0, sizeof seen);
-    assert_int_equal(proto_decode_results_each(sb.data, sb.size - 1, 0, items, 8, each_record,
-                                               &seen, &err),
-                     PROTO_ERR_MALFORMED);
-    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, items, 2, each_record, &seen,
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size - 1, 0, 8, each_record, &seen,
                                                &err),
+                     PROTO_ERR_MALFORMED);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 2, each_record, &seen, &err),
                      PROTO_ERR_BATCH_TOO_LARGE);
     assert_int_equal(seen.n, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* An element that is not a map is that element's error; the ones after
+     * it are still read, each with its exact bytes. */
+    msgpack_sbuffer_clear(&elems);
+    msgpack_sbuffer_write(&elems, "\x92\x01\xa1x", 4);
+    m.attempt = 9;
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x01", 4), 0);
+    msgpack_sbuffer_init(&sb);
+    /* the proto_encode_results contract wants a map first: build by hand */
+    msgpack_sbuffer_write(&sb, "\x81\xa7results\x92", 10);
+    msgpack_sbuffer_write(&sb, elems.data, elems.size);
+    memset(&seen, 0, sizeof seen);
+    proto_bytes_t items[4];
+    uint32_t n;
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err),
+                     PROTO_ERR_NOT_MAP);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 8, each_record, &seen, &err),
+                     PROTO_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.bad, 1);
+    assert_string_equal(seen.first_error, "results[0]: expected a map, got an array");
+    assert_int_equal(seen.elems[0].len, 4);
+    assert_int_equal(seen.elems[1].len, elems.size - 4);
+    assert_memory_equal(seen.elems[1].ptr, elems.data + 4, elems.size - 4);
+    assert_int_equal(seen.heads[1].attempt, 9);
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&elems);
 }
