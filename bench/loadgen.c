@@ -64,6 +64,7 @@ typedef struct options {
     char run_id[40];
     int no_wait;
     int window_accepted; /* the window counts jobs not yet ACCEPTED (not yet scored) */
+    int single_results;  /* do not ask for RESULTS messages (one RESULT per job) */
     double timeout;
     int progress_ms;
 } options_t;
@@ -85,7 +86,7 @@ typedef struct loadgen {
     uint64_t nbatches;
     /* counters */
     uint64_t sent, accepted, duplicates, rejected, done, errors, send_blocked;
-    uint64_t submit_msgs, result_msgs, stray;
+    uint64_t submit_msgs, result_msgs, results_msgs, stray;
     char first_reject[160];
     char first_error[240];
     hist_t e2e, acc;
@@ -131,6 +132,8 @@ static const char usage[] =
     "                     no-op rubric's one answer {\"q1\": \"yes\"}\n"
     "  --run-id ID        job id prefix (default: random); ids are ID-<n>\n"
     "  --no-wait          stop once every job is ACCEPTED (fill a queue)\n"
+    "  --single-results   take one RESULT message per job instead of asking for\n"
+    "                     RESULTS messages (several score events in one)\n"
     "  --timeout S        give up waiting for score events after S seconds (default 120)\n"
     "  --progress MS      progress line interval on stderr, 0 = none (default 1000)\n"
     "\n"
@@ -185,6 +188,24 @@ static int payload_load(payload_t *p, const char *path, const char **rubric)
 
 /* ---- sending ----------------------------------------------------------- */
 
+/* "<run>-<idx>" into id (80 bytes); returns its length. */
+static int job_id(const loadgen_t *g, uint64_t idx, char *id)
+{
+    size_t n = strlen(g->o.run_id);
+    memcpy(id, g->o.run_id, n);
+    id[n++] = '-';
+    char digits[20];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + idx % 10);
+        idx /= 10;
+    } while (idx);
+    while (k)
+        id[n++] = digits[--k];
+    id[n] = '\0';
+    return (int)n;
+}
+
 /* Build and send one SUBMIT with jobs [first, first+n). 0 sent, 1 the
  * socket would block (try again later), -1 error. */
 static int send_batch(loadgen_t *g, uint64_t first, uint32_t n, uint64_t t_start)
@@ -193,7 +214,7 @@ static int send_batch(loadgen_t *g, uint64_t first, uint32_t n, uint64_t t_start
     for (uint32_t i = 0; i < n; i++) {
         uint64_t idx = first + i;
         char id[80];
-        int idlen = snprintf(id, sizeof id, "%s-%llu", g->o.run_id, (unsigned long long)idx);
+        int idlen = job_id(g, idx, id);
         const payload_t *p = &g->payloads[idx % (uint64_t)g->o.nattempts];
         proto_job_t job;
         memset(&job, 0, sizeof job);
@@ -208,7 +229,7 @@ static int send_batch(loadgen_t *g, uint64_t first, uint32_t n, uint64_t t_start
     }
     uint64_t seq = g->nbatches;
     msgpack_sbuffer_clear(&g->body);
-    if (proto_encode_submit(&g->body, seq, maps, n) != 0)
+    if (proto_encode_submit_opt(&g->body, seq, !g->o.single_results, maps, n) != 0)
         return -1;
     void *s = g->socks[g->conn_next];
     if (zmq_send(s, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
@@ -311,16 +332,10 @@ static void on_rejected(loadgen_t *g, const void *body, size_t len)
     }
 }
 
-static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
+/* One score event, its top-level fields read (the result map stays packed). */
+static void on_event(loadgen_t *g, const proto_result_t *r, uint64_t now)
 {
-    proto_result_t r;
-    proto_error_t e;
-    g->result_msgs++;
-    if (proto_decode_result(g->dec, body, len, &r, &e) != PROTO_OK) {
-        g->stray++;
-        return;
-    }
-    uint64_t idx = job_index(g, r.job_id);
+    uint64_t idx = job_index(g, r->job_id);
     if (idx == UINT64_MAX || g->state[idx] == JOB_DONE || g->state[idx] == JOB_UNSENT ||
         g->state[idx] == JOB_REJECTED) {
         g->stray++;
@@ -330,16 +345,54 @@ static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
         g->accepted++;
     g->state[idx] = JOB_DONE;
     g->done++;
-    if (!proto_str_eq(r.status, "ok")) {
+    if (!proto_str_eq(r->status, "ok")) {
         g->errors++;
         if (!g->first_error[0])
-            snprintf(g->first_error, sizeof g->first_error, "%.*s: %.*s", (int)r.error_code.len,
-                     r.error_code.ptr, (int)r.error_message.len, r.error_message.ptr);
+            snprintf(g->first_error, sizeof g->first_error, "%.*s: %.*s", (int)r->error_code.len,
+                     r->error_code.ptr, (int)r->error_message.len, r->error_message.ptr);
     }
     hist_record(&g->e2e, now - g->t_start[idx]);
     if (!g->t_first_done)
         g->t_first_done = now;
     g->t_last_done = now;
+}
+
+static void on_result(loadgen_t *g, const void *body, size_t len, uint64_t now)
+{
+    proto_result_t r;
+    proto_error_t e;
+    if (proto_decode_result_head(body, len, 0, &r, &e) != PROTO_OK) {
+        g->stray++;
+        return;
+    }
+    on_event(g, &r, now);
+}
+
+typedef struct results_ctx {
+    loadgen_t *g;
+    uint64_t now;
+} results_ctx_t;
+
+static void on_results_element(void *arg, proto_bytes_t elem, proto_err_t rc,
+                               const proto_result_t *head, const proto_error_t *eerr)
+{
+    results_ctx_t *c = arg;
+    (void)elem;
+    (void)eerr;
+    if (rc != PROTO_OK)
+        c->g->stray++;
+    else
+        on_event(c->g, head, c->now);
+}
+
+static void on_results(loadgen_t *g, const void *body, size_t len, uint64_t now)
+{
+    proto_error_t e;
+    results_ctx_t c = {g, now};
+    g->results_msgs++;
+    if (proto_decode_results_each(body, len, 0, PROTO_MAX_BATCH_ITEMS, on_results_element, &c,
+                                  &e) != PROTO_OK)
+        g->stray++;
 }
 
 /* Read every waiting message on every connection. */
@@ -375,8 +428,11 @@ static void drain(loadgen_t *g)
                 size_t len = zmq_msg_size(&f[2]);
                 if (proto_cmd_parse(zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), &cmd) != PROTO_OK)
                     g->stray++;
-                else if (cmd == PROTO_CMD_RESULT)
+                else if (cmd == PROTO_CMD_RESULT) {
+                    g->result_msgs++;
                     on_result(g, body, len, now);
+                } else if (cmd == PROTO_CMD_RESULTS)
+                    on_results(g, body, len, now);
                 else if (cmd == PROTO_CMD_ACCEPTED)
                     on_accepted(g, body, len, now);
                 else if (cmd == PROTO_CMD_REJECTED)
@@ -536,7 +592,7 @@ static void report(const loadgen_t *g, uint64_t t_end)
            "accepted_per_s=%.0f drain_s=%.3f drain_per_s=%.0f "
            "e2e_p50_us=%.1f e2e_p90_us=%.1f e2e_p99_us=%.1f e2e_p999_us=%.1f e2e_max_us=%.1f "
            "e2e_mean_us=%.1f acc_p50_us=%.1f acc_p99_us=%.1f loadgen_cpu_s=%.2f stray=%llu "
-           "send_blocked=%llu\n",
+           "send_blocked=%llu result_msgs=%llu results_msgs=%llu\n",
            (unsigned long long)o->jobs, (unsigned long long)g->sent,
            (unsigned long long)g->accepted, (unsigned long long)g->duplicates,
            (unsigned long long)g->rejected, (unsigned long long)g->done,
@@ -550,7 +606,8 @@ static void report(const loadgen_t *g, uint64_t t_end)
            (double)hist_percentile(&g->e2e, 99.9) / 1e3,
            g->e2e.total ? (double)g->e2e.max / 1e3 : 0, hist_mean(&g->e2e) / 1e3,
            (double)hist_percentile(&g->acc, 50) / 1e3, (double)hist_percentile(&g->acc, 99) / 1e3,
-           cpu, (unsigned long long)g->stray, (unsigned long long)g->send_blocked);
+           cpu, (unsigned long long)g->stray, (unsigned long long)g->send_blocked,
+           (unsigned long long)g->result_msgs, (unsigned long long)g->results_msgs);
     fflush(stdout);
     if (g->first_reject[0])
         fprintf(stderr, "scoreline-loadgen: first rejection: %s\n", g->first_reject);
@@ -604,7 +661,7 @@ int main(int argc, char **argv)
         {"tenant", required_argument, 0, 't'},   {"attempt", required_argument, 0, 'a'},
         {"run-id", required_argument, 0, 'i'},   {"no-wait", no_argument, 0, 'N'},
         {"timeout", required_argument, 0, 'T'},  {"progress", required_argument, 0, 'p'},
-        {"window-accepted", no_argument, 0, 'A'},
+        {"window-accepted", no_argument, 0, 'A'}, {"single-results", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     uint64_t v;
     int opt;
@@ -651,6 +708,7 @@ int main(int argc, char **argv)
         case 'i': snprintf(o->run_id, sizeof o->run_id, "%s", optarg); break;
         case 'N': o->no_wait = 1; break;
         case 'A': o->window_accepted = 1; break;
+        case 'S': o->single_results = 1; break;
         case 'T':
             if (parse_double("--timeout", optarg, &o->timeout))
                 return 2;

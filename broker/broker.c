@@ -39,6 +39,7 @@
  * bounds a job that kills every worker before it says anything (never
  * charged, see worker_charge_lost). */
 #define BROKER_DELIVERIES_PER_ATTEMPT 4
+#define BROKER_BOXES 64                /* JOBS / RESULTS being filled at once */
 
 static volatile sig_atomic_t broker_stopping = 0;
 
@@ -48,11 +49,24 @@ void broker_stop(void)
 }
 
 /* A result received from a worker, waiting to be stored and emitted. */
+/* Several JOB or RESULT bodies on their way to one peer in one JOBS or
+ * RESULTS message. */
+typedef struct outbox {
+    uint8_t identity[QUEUE_MAX_IDENTITY];
+    uint8_t identity_len;
+    queue_worker_t *worker; /* JOBS: the worker, NULL for a submitter's RESULTS */
+    msgpack_sbuffer elems;  /* the bodies, back to back */
+    uint32_t n;
+    queue_job_t **jobs; /* JOBS: the jobs sent, to take back if the send fails */
+    size_t cap_jobs;
+} outbox_t;
+
 typedef struct pending_result {
     char job_id[PROTO_MAX_JOB_ID + 1];
     char stream_id[QUEUE_STREAM_ID];
     uint8_t reply_to[QUEUE_MAX_IDENTITY];
     uint8_t reply_to_len;
+    uint8_t batch_results; /* the submitter takes RESULTS messages */
     uint8_t is_error;
     uint64_t accepted_us, started_us, duration_us;
     uint8_t *event;
@@ -74,6 +88,8 @@ struct broker {
     msgpack_sbuffer jobs; /* packed job maps of the SUBMITs being handled */
     pending_result_t *pending;
     size_t npending, cap_pending;
+    outbox_t job_boxes[BROKER_BOXES], reply_boxes[BROKER_BOXES];
+    size_t njob_boxes, nreply_boxes;
     int64_t next_tick_ms;
     int64_t next_sweep_ms;
     char sweep_cursor[64];
@@ -232,6 +248,7 @@ typedef struct staged_msg {
     uint8_t identity[QUEUE_MAX_IDENTITY];
     size_t identity_len;
     int delimiter;
+    int batch_results;
     uint64_t seq;
     size_t first_job, njobs;
 } staged_msg_t;
@@ -314,6 +331,7 @@ static void submit_stage(broker_t *b, submit_turn_t *t, frames_t *fr, int first)
     sm->identity_len = id_len;
     sm->delimiter = delimiter;
     sm->seq = sub.seq;
+    sm->batch_results = sub.batch_results;
     sm->first_job = t->njobs;
     sm->njobs = sub.njobs;
     for (uint32_t i = 0; i < sub.njobs; i++) {
@@ -334,6 +352,7 @@ static void submit_stage(broker_t *b, submit_turn_t *t, frames_t *fr, int first)
             /* The newest submitter is the one waiting: results go there. */
             memcpy(held->reply_to, identity, id_len);
             held->reply_to_len = (uint8_t)id_len;
+            held->batch_results = sub.batch_results;
             continue;
         }
         if (!journal_is_up(b->journal)) {
@@ -438,6 +457,7 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
         staged_msg_t *sm = &t->msgs[sj->msg];
         memcpy(job->reply_to, sm->identity, sm->identity_len);
         job->reply_to_len = (uint8_t)sm->identity_len;
+        job->batch_results = (uint8_t)sm->batch_results;
         queue_err_t qe = queue_job_add(b->queue, job);
         if (qe == QUEUE_OK) {
             sj->state = PROTO_STATE_QUEUED;
@@ -592,9 +612,93 @@ static void result_accept(broker_t *b, const void *body, size_t len, const proto
         memcpy(p->stream_id, job->stream_id, sizeof p->stream_id);
         memcpy(p->reply_to, job->reply_to, job->reply_to_len);
         p->reply_to_len = job->reply_to_len;
+        p->batch_results = job->batch_results;
         queue_job_finish(b->queue, job);
     }
     b->npending++;
+}
+
+/* ---- batches: JOBS to workers, RESULTS to submitters ---------------------- */
+
+/* The box filling for this peer, or a new one (NULL when every box is in
+ * use: the caller sends on its own). */
+static outbox_t *outbox_for(outbox_t *boxes, size_t *nboxes, queue_worker_t *w,
+                            const uint8_t *identity, size_t id_len)
+{
+    for (size_t i = *nboxes; i-- > 0;) {
+        outbox_t *o = &boxes[i];
+        if (o->worker == w && o->identity_len == id_len &&
+            memcmp(o->identity, identity, id_len) == 0)
+            return o;
+    }
+    if (*nboxes >= BROKER_BOXES)
+        return NULL;
+    outbox_t *o = &boxes[(*nboxes)++]; /* zeroed at start: an empty buffer */
+    msgpack_sbuffer_clear(&o->elems);
+    o->n = 0;
+    o->worker = w;
+    memcpy(o->identity, identity, id_len);
+    o->identity_len = (uint8_t)id_len;
+    return o;
+}
+
+static void outbox_release(outbox_t *o)
+{
+    /* A big batch leaves a big buffer behind: give it back. */
+    if (o->elems.alloc > 4 * PROTO_BATCH_BYTES) {
+        msgpack_sbuffer_destroy(&o->elems);
+        msgpack_sbuffer_init(&o->elems);
+    }
+    msgpack_sbuffer_clear(&o->elems);
+    o->n = 0;
+}
+
+static void outboxes_free(outbox_t *boxes)
+{
+    for (size_t i = 0; i < BROKER_BOXES; i++) {
+        msgpack_sbuffer_destroy(&boxes[i].elems);
+        free(boxes[i].jobs);
+    }
+}
+
+/* Send a submitter's collected events as one RESULTS. */
+static void reply_box_send(broker_t *b, outbox_t *o)
+{
+    msgpack_sbuffer_clear(&b->out);
+    if (o->n && proto_encode_results(&b->out, o->elems.data, o->elems.size, o->n) == 0)
+        send_routed(b->submit, o->identity, o->identity_len, 0, PROTO_CMD_RESULTS, b->out.data,
+                    b->out.size);
+    outbox_release(o);
+}
+
+/* Forward a stored event to its submitter: in a RESULTS being filled when
+ * it asked for them (sent by replies_flush), else as a RESULT now. */
+static void reply_result(broker_t *b, const pending_result_t *p)
+{
+    outbox_t *o = NULL;
+    if (p->batch_results)
+        o = outbox_for(b->reply_boxes, &b->nreply_boxes, NULL, p->reply_to, p->reply_to_len);
+    if (!o) {
+        send_routed(b->submit, p->reply_to, p->reply_to_len, 0, PROTO_CMD_RESULT, p->event,
+                    p->event_len);
+        return;
+    }
+    if (o->n && (o->n >= PROTO_MAX_BATCH_ITEMS || o->elems.size + p->event_len > PROTO_BATCH_BYTES))
+        reply_box_send(b, o);
+    if (msgpack_sbuffer_write(&o->elems, (const char *)p->event, p->event_len) != 0) {
+        send_routed(b->submit, p->reply_to, p->reply_to_len, 0, PROTO_CMD_RESULT, p->event,
+                    p->event_len);
+        return;
+    }
+    o->n++;
+}
+
+/* One RESULTS per submitter for the results stored this turn. */
+static void replies_flush(broker_t *b)
+{
+    for (size_t i = 0; i < b->nreply_boxes; i++)
+        reply_box_send(b, &b->reply_boxes[i]);
+    b->nreply_boxes = 0;
 }
 
 /* Store and emit pending results (one Redis round trip). */
@@ -623,8 +727,7 @@ static void results_flush(broker_t *b)
         pending_result_t *p = &b->pending[i];
         if (items[i].first) {
             if (p->reply_to_len)
-                send_routed(b->submit, p->reply_to, p->reply_to_len, 0, PROTO_CMD_RESULT,
-                            p->event, p->event_len);
+                reply_result(b, p);
             zmq_send(b->events, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
             zmq_send(b->events, "RESULT", 6, ZMQ_SNDMORE | ZMQ_DONTWAIT);
             zmq_send(b->events, p->event, p->event_len, ZMQ_DONTWAIT);
@@ -643,6 +746,7 @@ static void results_flush(broker_t *b)
         }
         free(p->event);
     }
+    replies_flush(b);
     b->npending = 0;
     free(items);
 }
@@ -675,6 +779,44 @@ static void worker_drop(broker_t *b, queue_worker_t *w, const char *why)
 {
     size_t n = queue_worker_remove(b->queue, w);
     log_info("worker.removed", "reason=%s requeued=%zu", why, n);
+}
+
+/* One RESULT body from a worker (alone, or an element of RESULTS): read
+ * its top-level fields and keep it for storing. -1 when it is refused. */
+static int worker_result(broker_t *b, const void *body, size_t len)
+{
+    proto_result_t r;
+    proto_error_t perr;
+    /* The bytes are forwarded as they are: the grading result map is
+     * checked to be well-formed, not unpacked. */
+    if (proto_decode_result_head(body, len, b->cfg.max_message, &r, &perr) != PROTO_OK) {
+        b->m.bad_messages++;
+        log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(perr.code),
+                 perr.message);
+        return -1;
+    }
+    result_accept(b, body, len, &r);
+    return 0;
+}
+
+typedef struct results_turn {
+    broker_t *b;
+    uint32_t ok; /* elements kept */
+} results_turn_t;
+
+/* One element of a worker's RESULTS, already read. */
+static void results_element(void *arg, proto_bytes_t elem, proto_err_t rc,
+                            const proto_result_t *head, const proto_error_t *eerr)
+{
+    results_turn_t *rt = arg;
+    if (rc != PROTO_OK) {
+        rt->b->m.bad_messages++;
+        log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(eerr->code),
+                 eerr->message);
+        return;
+    }
+    result_accept(rt->b, elem.ptr, elem.len, head);
+    rt->ok++;
 }
 
 static void work_message(broker_t *b, frames_t *fr)
@@ -716,6 +858,7 @@ static void work_message(broker_t *b, frames_t *fr)
             return;
         w->credit = rd.credit;
         w->threads = rd.threads ? rd.threads : 1;
+        w->batch = rd.batch;
         w->last_seen_ms = now;
         w->draining = 0;
         proto_str_copy(rd.worker, w->name, sizeof w->name);
@@ -741,15 +884,24 @@ static void work_message(broker_t *b, frames_t *fr)
         if (w->inflight == 0)
             worker_drop(b, w, "disconnect");
         return;
-    case PROTO_CMD_RESULT: {
-        proto_result_t r;
-        if (proto_decode_result(b->dec, body, len, &r, &perr) != PROTO_OK) {
-            b->m.bad_messages++;
-            log_warn("worker.bad_result", "code=%s reason=\"%s\"", proto_err_code(perr.code),
-                     perr.message);
-            return;
+    case PROTO_CMD_RESULT:
+    case PROTO_CMD_RESULTS: {
+        if (cmd == PROTO_CMD_RESULT) {
+            if (worker_result(b, body, len) != 0)
+                return;
+        } else {
+            /* Each element is one RESULT, forwarded with its own bytes. */
+            results_turn_t rt = {b, 0};
+            if (proto_decode_results_each(body, len, b->cfg.max_message, PROTO_MAX_BATCH_ITEMS,
+                                          results_element, &rt, &perr) != PROTO_OK) {
+                b->m.bad_messages++;
+                log_warn("worker.bad_results", "code=%s reason=\"%s\"", proto_err_code(perr.code),
+                         perr.message);
+                return;
+            }
+            if (rt.ok == 0)
+                return;
         }
-        result_accept(b, body, len, &r);
         if (!w) {
             worker_unknown(b, identity, id_len);
         } else if (w->draining && w->inflight == 0) {
@@ -841,48 +993,125 @@ static void dead_letter(broker_t *b, queue_job_t *j)
     queue_job_finish(b->queue, j);
 }
 
-/* ZeroMQ refused a message to w (EHOSTUNREACH): its connection is closed. */
-static void worker_gone(broker_t *b, queue_worker_t *w)
+/* A send to worker w failed: 1 when its connection is gone (it is removed,
+ * its jobs go back), 0 when its pipe is only full (try next turn). Jobs of
+ * the failed delivery must already be back in the queue. */
+static int worker_send_failed(broker_t *b, queue_worker_t *w, int err)
 {
+    if (err != EHOSTUNREACH)
+        return 0;
     b->m.workers_lost++;
     log_warn("worker.gone", "worker=%s inflight=%u reason=\"connection closed\"", w->name,
              w->inflight);
     worker_charge_lost(b, w, "closed its connection");
     queue_worker_remove(b->queue, w);
+    return 1;
 }
 
-/* Send queued jobs to workers with free credit. */
+/* Send a worker's boxed jobs as one JOBS. On failure the jobs (and `also`,
+ * a job dispatched to the same worker after them) go back to the head of
+ * the queue in their order, as deliveries that did not happen. Returns 0,
+ * 1 when the worker's pipe is full, 2 when the worker is gone. */
+static int job_box_send(broker_t *b, outbox_t *o, queue_job_t *also)
+{
+    queue_worker_t *w = o->worker;
+    int rc = 0;
+    msgpack_sbuffer_clear(&b->out);
+    if (o->n && (proto_encode_jobs(&b->out, o->elems.data, o->elems.size, o->n) != 0 ||
+                 send_to_worker(b, w, PROTO_CMD_JOBS, b->out.data, b->out.size) != 0)) {
+        int err = errno;
+        if (also) {
+            also->attempt--;
+            queue_job_requeue(b->queue, also);
+        }
+        for (uint32_t i = o->n; i-- > 0;) {
+            o->jobs[i]->attempt--;
+            queue_job_requeue(b->queue, o->jobs[i]);
+        }
+        o->n = 0;
+        rc = worker_send_failed(b, w, err) ? 2 : 1;
+    }
+    outbox_release(o);
+    return rc;
+}
+
+/* Put job j (dispatched to a worker that takes JOBS) in its worker's box,
+ * sending the box first when j would not fit. Returns 0 when boxed, -1
+ * when j must be sent on its own, 1 or 2 when j went back to the queue
+ * with the box (the worker's pipe is full, or it is gone). */
+static int job_box_add(broker_t *b, queue_job_t *j)
+{
+    queue_worker_t *w = j->worker;
+    outbox_t *o = outbox_for(b->job_boxes, &b->njob_boxes, w, w->identity, w->identity_len);
+    if (!o)
+        return -1;
+    uint32_t most = w->batch < PROTO_MAX_BATCH_ITEMS ? w->batch : PROTO_MAX_BATCH_ITEMS;
+    if (o->n && (o->n >= most || o->elems.size + j->body_len + 128 > PROTO_BATCH_BYTES)) {
+        int rc = job_box_send(b, o, j);
+        if (rc)
+            return rc;
+    }
+    if (o->n >= o->cap_jobs) {
+        size_t cap = o->cap_jobs ? o->cap_jobs * 2 : 64;
+        queue_job_t **nj = realloc(o->jobs, cap * sizeof *nj);
+        if (!nj)
+            return -1;
+        o->jobs = nj;
+        o->cap_jobs = cap;
+    }
+    size_t before = o->elems.size;
+    if (proto_encode_job(&o->elems, j->attempt, j->accepted_us, j->ttr_ms, proto_str(j->hash),
+                         j->body, j->body_len) != 0) {
+        o->elems.size = before;
+        return -1;
+    }
+    o->jobs[o->n++] = j;
+    return 0;
+}
+
+/* Send queued jobs to workers with free credit: one JOBS per worker that
+ * takes them (several when a box fills), one JOB per job to the others. */
 static void dispatch(broker_t *b)
 {
     int64_t now = clock_mono_ms();
     queue_job_t *j;
+    b->njob_boxes = 0;
     while ((j = queue_dispatch(b->queue, now)) != NULL) {
         if (j->failures >= b->cfg.max_attempts ||
             j->attempt > b->cfg.max_attempts * BROKER_DELIVERIES_PER_ATTEMPT) {
             dead_letter(b, j);
             if (!journal_is_up(b->journal))
-                return;
+                break;
             continue;
         }
         if (j->attempt > 1)
             b->m.redeliveries++;
+        queue_worker_t *w = j->worker;
+        if (w->batch > 0) {
+            int rc = job_box_add(b, j);
+            if (rc == 0 || rc == 2)
+                continue;
+            if (rc == 1)
+                break; /* its pipe is full: try again next turn */
+        }
         msgpack_sbuffer_clear(&b->out);
         if (proto_encode_job(&b->out, j->attempt, j->accepted_us, j->ttr_ms, proto_str(j->hash),
                              j->body, j->body_len) != 0) {
             queue_job_requeue(b->queue, j);
-            return;
+            break;
         }
-        queue_worker_t *w = j->worker;
         if (send_to_worker(b, w, PROTO_CMD_JOB, b->out.data, b->out.size) != 0) {
-            int gone = errno == EHOSTUNREACH;
+            int err = errno;
             /* Not sent: this delivery did not happen. */
             j->attempt--;
             queue_job_requeue(b->queue, j);
-            if (!gone)
-                return; /* its pipe is full: try again next turn */
-            worker_gone(b, w);
+            if (!worker_send_failed(b, w, err))
+                break; /* its pipe is full: try again next turn */
         }
     }
+    for (size_t i = 0; i < b->njob_boxes; i++)
+        (void)job_box_send(b, &b->job_boxes[i], NULL);
+    b->njob_boxes = 0;
 }
 
 /* Worker w is gone with jobs in hand. It grades its jobs in the order it
@@ -956,8 +1185,8 @@ static void tick(broker_t *b)
             queue_worker_remove(b->queue, w); /* its jobs go back to the head */
         } else if (now - w->last_sent_ms >= (int64_t)b->cfg.heartbeat_ms) {
             /* A closed connection shows here within one interval. */
-            if (worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL) != 0 && errno == EHOSTUNREACH)
-                worker_gone(b, w);
+            if (worker_send_simple(b, w, PROTO_CMD_HEARTBEAT, NULL) != 0)
+                (void)worker_send_failed(b, w, errno);
         }
         w = next;
     }
@@ -1159,6 +1388,8 @@ void broker_destroy(broker_t **self_p)
     journal_destroy(&b->journal);
     queue_destroy(&b->queue);
     proto_decoder_destroy(&b->dec);
+    outboxes_free(b->job_boxes);
+    outboxes_free(b->reply_boxes);
     for (size_t i = 0; i < b->npending; i++)
         free(b->pending[i].event);
     free(b->pending);

@@ -51,6 +51,7 @@ typedef struct queue_job {
     queue_worker_t *worker;               /* RUNNING: who holds it */
     uint8_t reply_to[QUEUE_MAX_IDENTITY]; /* submitter's ROUTER identity, len 0 = none */
     uint8_t reply_to_len;
+    uint8_t batch_results; /* the submitter takes score events in RESULTS messages */
     char last_reason[160]; /* why the last delivery failed, "" if none did */
     /* intrusive links (owned by queue.c) */
     struct queue_job *hash_next;
@@ -64,6 +65,7 @@ struct queue_worker {
     char name[129];     /* worker id it announced */
     uint32_t credit;    /* window announced in READY */
     uint32_t threads;   /* jobs it grades at once (READY), at least 1 */
+    uint32_t batch;     /* most jobs per JOBS message (READY), 0 = JOB messages only */
     uint32_t inflight;  /* jobs it holds now */
     int draining;       /* sent DISCONNECT: no new jobs */
     int64_t last_seen_ms;  /* monotonic ms of its last message */

@@ -40,7 +40,8 @@ struct proto_decoder {
 /* ---- Names and codes --------------------------------------------------- */
 
 static const char *const cmd_names[PROTO_CMD_COUNT] = {
-    "SUBMIT", "ACCEPTED", "REJECTED", "RESULT", "READY", "JOB", "HEARTBEAT", "DISCONNECT", "CANCEL",
+    "SUBMIT",    "ACCEPTED",   "REJECTED", "RESULT", "READY",   "JOB",
+    "HEARTBEAT", "DISCONNECT", "CANCEL",   "JOBS",   "RESULTS",
 };
 
 static const char *const state_names[PROTO_STATE_COUNT] = {"queued", "running", "done"};
@@ -224,6 +225,9 @@ static void join_path(char *dst, size_t cap, const char *path, const char *name)
         snprintf(dst, cap, "%s", name);
 }
 
+/* The field's full name for an error sentence (path and name in scope). */
+#define FIELD (join_path(field, sizeof field, path, name), field)
+
 static const char *type_name(const msgpack_object *o)
 {
     switch (o->type) {
@@ -261,6 +265,34 @@ static uint64_t load_be(const uint8_t *p, int n)
     return v;
 }
 
+/* What follows each first byte of a msgpack value (body_scan, raw_skip). skip_kind: 0 a scalar
+ * whose payload is skip_arg bytes; 1 fixmap; 2 fixarray; 3 str/bin/ext with a length of skip_arg &
+ * 7 bytes (| 8: ext, one type byte more); 4 array16/32 and 5 map16/32 with a count of skip_arg
+ * bytes. */
+static const uint8_t skip_kind[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 4, 4, 5, 5,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static const uint8_t skip_arg[256] = {
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  5,  6,  7,
+    8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    0,  0, 0,  0,  1,  2,  4,  9,  10, 12, 4,  8,  1,  2,  4,  8,  1,  2,  4,  8,  2,  3,  5,  9,
+    17, 1, 2,  4,  2,  4,  2,  4,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    0,  0, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
 /*
  * Prove that p[0..len) is exactly one msgpack object whose declared lengths
  * all fit in the buffer and whose containers nest at most PROTO_MAX_DEPTH
@@ -286,92 +318,38 @@ static proto_err_t body_scan(const uint8_t *p, size_t len, const char *what, pro
         uint64_t children = 0;
         int container = 0;
 
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            /* fixint, nil, bool: done */
-        } else if (b <= 0x8f) {
-            container = 1, children = 2u * (b & 0x0fu);
-        } else if (b <= 0x9f) {
-            container = 1, children = b & 0x0fu;
-        } else if (b <= 0xbf) {
-            payload = b & 0x1fu;
-        } else {
-            switch (b) {
-            case 0xc4: /* bin 8/16/32 */
-            case 0xd9: /* str 8/16/32 */
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                lenbytes = 4;
-                break;
-            case 0xc7: /* ext 8/16/32: length, then a type byte */
-            case 0xc8:
-            case 0xc9:
-                lenbytes = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
-                break;
-            case 0xca:
-                payload = 4;
-                break;
-            case 0xcb:
-                payload = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                payload = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                payload = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                payload = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                payload = 8;
-                break;
-            case 0xd4: /* fixext 1/2/4/8/16: type byte + data */
-                payload = 2;
-                break;
-            case 0xd5:
-                payload = 3;
-                break;
-            case 0xd6:
-                payload = 5;
-                break;
-            case 0xd7:
-                payload = 9;
-                break;
-            case 0xd8:
-                payload = 17;
-                break;
-            case 0xdc:
-            case 0xdd:
-            case 0xde:
-            case 0xdf:
-                container = 1;
-                lenbytes = (b == 0xdc || b == 0xde) ? 2 : 4;
-                break;
-            default: /* 0xc1 is never used */
+        unsigned a = skip_arg[b];
+        switch (skip_kind[b]) {
+        case 0:            /* fixint, nil, bool, fixstr, numbers, fixext */
+            if (b == 0xc1) /* never used */
                 return fail(err, PROTO_ERR_MALFORMED,
                             "%s: invalid msgpack byte 0x%02x at offset %zu", what, b, at);
-            }
-            if (lenbytes) {
-                if (avail < (size_t)lenbytes)
-                    return fail(err, PROTO_ERR_MALFORMED, "%s: truncated at offset %zu", what, pos);
-                uint64_t n = load_be(p + pos, lenbytes);
-                pos += (size_t)lenbytes;
-                avail -= (size_t)lenbytes;
-                if (container)
-                    children = (b == 0xde || b == 0xdf) ? 2 * n : n;
-                else
-                    payload = n + ((b >= 0xc7 && b <= 0xc9) ? 1 : 0);
-            }
+            payload = a;
+            break;
+        case 1:
+            container = 1, children = 2u * (b & 0x0fu);
+            break;
+        case 2:
+            container = 1, children = b & 0x0fu;
+            break;
+        case 3: /* str, bin, ext: a length field */
+            lenbytes = (int)(a & 7u);
+            break;
+        default: /* array16/32, map16/32 */
+            container = 1;
+            lenbytes = (int)a;
+            break;
+        }
+        if (lenbytes) {
+            if (avail < (size_t)lenbytes)
+                return fail(err, PROTO_ERR_MALFORMED, "%s: truncated at offset %zu", what, pos);
+            uint64_t n = load_be(p + pos, lenbytes);
+            pos += (size_t)lenbytes;
+            avail -= (size_t)lenbytes;
+            if (container)
+                children = (b == 0xde || b == 0xdf) ? 2 * n : n;
+            else
+                payload = n + ((a & 8u) ? 1 : 0); /* ext: its type byte */
         }
 
         if (container) {
@@ -523,8 +501,10 @@ static proto_err_t map_collect(const msgpack_object *map, const char *path,
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_ERR_MALFORMED,
                         "%s: key #%" PRIu32 " is %s; keys must be strings", where, i, type_name(k));
+        if (k->via.str.size == 0)
+            continue; /* no protocol key is empty */
         for (size_t j = 0; j < n; j++) {
-            if (k->via.str.size == strlen(names[j]) &&
+            if (names[j][0] == k->via.str.ptr[0] && k->via.str.size == strlen(names[j]) &&
                 memcmp(k->via.str.ptr, names[j], k->via.str.size) == 0) {
                 if (vals[j])
                     return fail(err, PROTO_ERR_MALFORMED, "%s: duplicate key \"%s\"", where,
@@ -592,17 +572,16 @@ static proto_err_t get_str(const msgpack_object *v, const char *path, const char
                            int required, uint32_t minlen, uint32_t maxlen, int kind,
                            proto_str_t *out, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     out->ptr = "";
     out->len = 0;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type != MSGPACK_OBJECT_STR)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected a string, got %s", field,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected a string, got %s", FIELD,
                     type_name(v));
     uint32_t n = v->via.str.size;
     const char *p = v->via.str.ptr;
@@ -611,22 +590,28 @@ static proto_err_t get_str(const msgpack_object *v, const char *path, const char
             return fail(err, PROTO_ERR_BAD_VALUE,
                         "%s: expected %d lowercase hex digits (a SHA-256), got %" PRIu32
                         " bytes that are not",
-                        field, PROTO_HASH_HEX, n);
+                        FIELD, PROTO_HASH_HEX, n);
     } else {
         if (n < minlen)
-            return fail(err, PROTO_ERR_BAD_VALUE, "%s: must not be empty", field);
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: must not be empty", FIELD);
         if (n > maxlen)
             return fail(err, PROTO_ERR_BAD_VALUE, "%s: %" PRIu32 " bytes, the limit is %" PRIu32,
-                        field, n, maxlen);
+                        FIELD, n, maxlen);
         if (kind == STR_IDENT) {
-            size_t bad = 0;
-            if (!utf8_valid((const unsigned char *)p, n, &bad))
-                return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", field,
-                            bad);
-            for (uint32_t i = 0; i < n; i++)
-                if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-                    return fail(err, PROTO_ERR_BAD_VALUE, "%s: control character at byte %" PRIu32,
-                                field, i);
+            /* Printable ASCII, the usual case, needs one look per byte. */
+            uint32_t i = 0;
+            while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f)
+                i++;
+            if (i < n) {
+                size_t bad = 0;
+                if (!utf8_valid((const unsigned char *)p, n, &bad))
+                    return fail(err, PROTO_ERR_BAD_VALUE, "%s: not valid UTF-8 at byte %zu", FIELD,
+                                bad);
+                for (; i < n; i++)
+                    if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+                        return fail(err, PROTO_ERR_BAD_VALUE,
+                                    "%s: control character at byte %" PRIu32, FIELD, i);
+            }
         }
     }
     if (n) {
@@ -640,24 +625,23 @@ static proto_err_t get_uint(const msgpack_object *v, const char *path, const cha
                             int required, uint64_t min, uint64_t max, uint64_t *out,
                             proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     *out = 0;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return fail(err, PROTO_ERR_BAD_VALUE,
-                    "%s: %" PRId64 " is out of range %" PRIu64 "..%" PRIu64, field, v->via.i64, min,
+                    "%s: %" PRId64 " is out of range %" PRIu64 "..%" PRIu64, FIELD, v->via.i64, min,
                     max);
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected an unsigned integer, got %s", field,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected an unsigned integer, got %s", FIELD,
                     type_name(v));
     if (v->via.u64 < min || v->via.u64 > max)
         return fail(err, PROTO_ERR_BAD_VALUE,
-                    "%s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, field, v->via.u64, min,
+                    "%s: %" PRIu64 " is out of range %" PRIu64 "..%" PRIu64, FIELD, v->via.u64, min,
                     max);
     *out = v->via.u64;
     return PROTO_OK;
@@ -667,16 +651,15 @@ static proto_err_t get_typed(const msgpack_object *v, const char *path, const ch
                              int required, msgpack_object_type type, const char *what,
                              const msgpack_object **out, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, name);
+    char field[128]; /* "path.name", built only for an error message */
     *out = NULL;
     if (!v) {
         if (required)
-            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", field);
+            return fail(err, PROTO_ERR_MISSING_FIELD, "%s: required field is missing", FIELD);
         return PROTO_OK;
     }
     if (v->type != type)
-        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected %s, got %s", field, what,
+        return fail(err, PROTO_ERR_WRONG_TYPE, "%s: expected %s, got %s", FIELD, what,
                     type_name(v));
     *out = v;
     return PROTO_OK;
@@ -710,28 +693,45 @@ static proto_err_t expect_record(const msgpack_object *o, const char *path, prot
 
 /* ---- Responses ---------------------------------------------------------- */
 
+/* Where a bad response value sits, for an error sentence: the responses
+ * field and the item id, joined only when a sentence is written. */
+typedef struct resp_where {
+    const char *path;               /* the job's path, "" for none */
+    const msgpack_object_str *item; /* the item id */
+} resp_where_t;
+
+static const char *resp_field(char *dst, size_t cap, const resp_where_t *w)
+{
+    char field[128];
+    join_path(field, sizeof field, w->path, "responses");
+    snprintf(dst, cap, "%s.%.*s", field, (int)w->item->size, w->item->ptr);
+    return dst;
+}
+
 /* Responses are JSON-shaped: nil, bool, numbers, strings, arrays, and maps
  * with string keys. bin and ext have no JSON meaning and are refused. */
-static proto_err_t check_json_value(const msgpack_object *o, const char *field, proto_error_t *err)
+static proto_err_t check_json_value(const msgpack_object *o, const resp_where_t *w,
+                                    proto_error_t *err)
 {
+    char item[160];
     switch (o->type) {
     case MSGPACK_OBJECT_BIN:
     case MSGPACK_OBJECT_EXT:
         return fail(err, PROTO_ERR_WRONG_TYPE,
                     "%s: contains %s; responses hold only nil, booleans, numbers, strings, "
                     "arrays and maps",
-                    field, type_name(o));
+                    resp_field(item, sizeof item, w), type_name(o));
     case MSGPACK_OBJECT_ARRAY:
         for (uint32_t i = 0; i < o->via.array.size; i++)
-            TRY(check_json_value(&o->via.array.ptr[i], field, err));
+            TRY(check_json_value(&o->via.array.ptr[i], w, err));
         return PROTO_OK;
     case MSGPACK_OBJECT_MAP:
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
                 return fail(err, PROTO_ERR_WRONG_TYPE,
-                            "%s: contains a map key that is %s; keys must be strings", field,
-                            type_name(&o->via.map.ptr[i].key));
-            TRY(check_json_value(&o->via.map.ptr[i].val, field, err));
+                            "%s: contains a map key that is %s; keys must be strings",
+                            resp_field(item, sizeof item, w), type_name(&o->via.map.ptr[i].key));
+            TRY(check_json_value(&o->via.map.ptr[i].val, w, err));
         }
         return PROTO_OK;
     default:
@@ -752,38 +752,55 @@ static int cmp_keys(const void *a, const void *b)
 
 static proto_err_t check_responses(const msgpack_object *r, const char *path, proto_error_t *err)
 {
-    char field[128];
-    join_path(field, sizeof field, path, "responses");
+    char field[128]; /* "path.responses", built only for an error message */
+    const char *name = "responses";
     const msgpack_object_map *m = &r->via.map;
     for (uint32_t i = 0; i < m->size; i++) {
         const msgpack_object *k = &m->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_ERR_WRONG_TYPE,
-                        "%s: item id #%" PRIu32 " is %s; item ids must be strings", field, i,
+                        "%s: item id #%" PRIu32 " is %s; item ids must be strings", FIELD, i,
                         type_name(k));
         if (k->via.str.size == 0)
-            return fail(err, PROTO_ERR_BAD_VALUE, "%s: an item id is empty", field);
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: an item id is empty", FIELD);
         if (k->via.str.size > PROTO_MAX_NAME)
             return fail(err, PROTO_ERR_BAD_VALUE,
-                        "%s: item id #%" PRIu32 " is %" PRIu32 " bytes, the limit is %d", field, i,
+                        "%s: item id #%" PRIu32 " is %" PRIu32 " bytes, the limit is %d", FIELD, i,
                         k->via.str.size, PROTO_MAX_NAME);
-        char item[160];
-        snprintf(item, sizeof item, "%s.%.*s", field, (int)k->via.str.size, k->via.str.ptr);
-        TRY(check_json_value(&m->ptr[i].val, item, err));
+        resp_where_t where = {path, &k->via.str};
+        TRY(check_json_value(&m->ptr[i].val, &where, err));
     }
     if (m->size < 2)
         return PROTO_OK;
-    /* Duplicate item ids would make the answer depend on the reader. */
+    /* Duplicate item ids would make the answer depend on the reader. A few
+     * ids are compared pairwise (reporting the smallest duplicated id, as the
+     * sort below does); more are sorted. */
+    if (m->size <= 16) {
+        const msgpack_object_str *dup = NULL;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object_str *a = &m->ptr[i].key.via.str;
+            for (uint32_t j = i + 1; j < m->size; j++) {
+                const msgpack_object_str *b = &m->ptr[j].key.via.str;
+                if (a->size == b->size && memcmp(a->ptr, b->ptr, a->size) == 0 &&
+                    (!dup || cmp_keys(&a, &dup) < 0))
+                    dup = a;
+            }
+        }
+        if (dup)
+            return fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", FIELD,
+                        (int)(dup->size > 64 ? 64 : dup->size), dup->ptr);
+        return PROTO_OK;
+    }
     const msgpack_object_str **keys = malloc(m->size * sizeof *keys);
     if (!keys)
-        return fail(err, PROTO_ERR_NOMEM, "%s: out of memory", field);
+        return fail(err, PROTO_ERR_NOMEM, "%s: out of memory", FIELD);
     for (uint32_t i = 0; i < m->size; i++)
         keys[i] = &m->ptr[i].key.via.str;
     qsort(keys, m->size, sizeof *keys, cmp_keys);
     proto_err_t rc = PROTO_OK;
     for (uint32_t i = 1; i < m->size; i++) {
         if (cmp_keys(&keys[i - 1], &keys[i]) == 0) {
-            rc = fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", field,
+            rc = fail(err, PROTO_ERR_BAD_VALUE, "%s: duplicate item id \"%.*s\"", FIELD,
                       (int)(keys[i]->size > 64 ? 64 : keys[i]->size), keys[i]->ptr);
             break;
         }
@@ -863,18 +880,39 @@ proto_err_t proto_job_from_object(const msgpack_object *o, const char *path, pro
 
 /* ---- Message decoders --------------------------------------------------- */
 
+/* "jobs" + 3 -> "jobs[3]" (dst holds at least 32 bytes), without printf. */
+static const char *index_path(char *dst, const char *base, uint32_t i)
+{
+    size_t n = strlen(base);
+    memcpy(dst, base, n);
+    dst[n++] = '[';
+    char digits[10];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    while (k)
+        dst[n++] = digits[--k];
+    dst[n++] = ']';
+    dst[n] = '\0';
+    return dst;
+}
+
 proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len,
                                 proto_submit_t *out, proto_error_t *err)
 {
-    static const char *const names[] = {"seq", "jobs"};
-    const msgpack_object *v[2], *jobs;
+    static const char *const names[] = {"seq", "jobs", "batch_results"};
+    const msgpack_object *v[3], *jobs;
     msgpack_object root;
     memset(out, 0, sizeof *out);
     set_ok(err);
     TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", names, 2, v, err));
+    TRY(map_collect(&root, "", names, 3, v, err));
     TRY(get_uint(v[0], "", "seq", 0, 0, UINT64_MAX, &out->seq, err));
     TRY(get_typed(v[1], "", "jobs", 1, MSGPACK_OBJECT_ARRAY, "an array", &jobs, err));
+    if (v[2])
+        TRY(get_bool(v[2], "", "batch_results", &out->batch_results, err));
     uint32_t n = jobs->via.array.size;
     if (n == 0)
         return fail(err, PROTO_ERR_BAD_VALUE, "jobs: empty, a SUBMIT carries 1..%d jobs",
@@ -888,7 +926,7 @@ proto_err_t proto_decode_submit(proto_decoder_t *d, const void *body, size_t len
     out->njobs = n;
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         proto_err_t rc = proto_job_from_object(&jobs->via.array.ptr[i], path, &out->jobs[i], NULL);
         if (rc == PROTO_ERR_NOMEM) {
             out->njobs = 0;
@@ -921,7 +959,7 @@ proto_err_t proto_decode_accepted(proto_decoder_t *d, const void *body, size_t l
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
         proto_str_t state;
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         const msgpack_object *e = &jobs->via.array.ptr[i];
         TRY(expect_record(e, path, err));
         TRY(map_collect(e, path, entry_names, 3, v, err));
@@ -968,7 +1006,7 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
         return fail(err, PROTO_ERR_NOMEM, "jobs: out of memory");
     for (uint32_t i = 0; i < n; i++) {
         char path[32];
-        snprintf(path, sizeof path, "jobs[%" PRIu32 "]", i);
+        index_path(path, "jobs", i);
         const msgpack_object *e = &jobs->via.array.ptr[i];
         TRY(expect_record(e, path, err));
         TRY(map_collect(e, path, entry_names, 3, v, err));
@@ -984,21 +1022,23 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
 proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
                                proto_error_t *err)
 {
-    static const char *const names[] = {"worker", "credit", "engine", "threads"};
-    const msgpack_object *v[4];
+    static const char *const names[] = {"worker", "credit", "engine", "threads", "batch"};
+    const msgpack_object *v[5];
     msgpack_object root;
-    uint64_t credit, threads;
+    uint64_t credit, threads, batch;
     memset(out, 0, sizeof *out);
     out->worker = out->engine = proto_str(NULL);
     set_ok(err);
     TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", names, 4, v, err));
+    TRY(map_collect(&root, "", names, 5, v, err));
     TRY(get_str(v[0], "", "worker", 1, 1, PROTO_MAX_NAME, STR_IDENT, &out->worker, err));
     TRY(get_uint(v[1], "", "credit", 1, 1, PROTO_MAX_CREDIT, &credit, err));
     out->credit = (uint32_t)credit;
     TRY(get_str(v[2], "", "engine", 0, 0, PROTO_MAX_NAME, STR_IDENT, &out->engine, err));
     TRY(get_uint(v[3], "", "threads", 0, 0, PROTO_MAX_CREDIT, &threads, err));
     out->threads = (uint32_t)threads;
+    TRY(get_uint(v[4], "", "batch", 0, 0, PROTO_MAX_BATCH_ITEMS, &batch, err));
+    out->batch = (uint32_t)batch;
     return PROTO_OK;
 }
 
@@ -1102,20 +1142,18 @@ static const char *const result_fields[RF_COUNT] = {
     "duration_us", "status", "result",  "digest",      "error",
 };
 
-proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
+/* Collects the two keys of a RESULT's error map (the decoder's unpacked
+ * map, or raw bytes for the shallow decode). */
+typedef proto_err_t (*error_collect_fn)(void *ctx, const msgpack_object *emap,
+                                        const msgpack_object **ev, proto_error_t *err);
+
+/* The checks of a RESULT's fields, in table order, shared by the full and
+ * the shallow decode so both report the same first problem. */
+static proto_err_t result_check(const msgpack_object *const *v, error_collect_fn collect, void *ctx,
                                 proto_result_t *out, proto_error_t *err)
 {
-    static const char *const error_names[] = {"code", "message"};
-    const msgpack_object *v[RF_COUNT], *ev[2], *emap;
-    msgpack_object root;
+    const msgpack_object *ev[2], *emap;
     uint64_t u;
-    memset(out, 0, sizeof *out);
-    out->job_id = out->tenant = out->candidate = out->rubric = out->rubric_hash = proto_str(NULL);
-    out->engine = out->worker = out->status = out->error_code = out->error_message = out->digest =
-        proto_str(NULL);
-    set_ok(err);
-    TRY(decode_body(d, body, len, &root, err));
-    TRY(map_collect(&root, "", result_fields, RF_COUNT, v, err));
     TRY(get_uint(v[RF_V], "", "v", 1, 0, UINT64_MAX, &u, err));
     if (u != PROTO_VERSION)
         return fail(err, PROTO_ERR_BAD_VALUE, "v: %" PRIu64 " is not a known version (%d)", u,
@@ -1146,7 +1184,7 @@ proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len
                         PROTO_HASH_HEX);
     } else if (proto_str_eq(out->status, "error")) {
         TRY(get_typed(v[RF_ERROR], "", "error", 1, MSGPACK_OBJECT_MAP, "a map", &emap, err));
-        TRY(map_collect(emap, "error", error_names, 2, ev, err));
+        TRY(collect(ctx, emap, ev, err));
         TRY(get_str(ev[0], "error", "code", 1, 1, PROTO_MAX_NAME, STR_IDENT, &out->error_code,
                     err));
         TRY(get_str(ev[1], "error", "message", 1, 0, PROTO_MAX_MESSAGE, STR_TEXT,
@@ -1154,6 +1192,450 @@ proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len
     } else {
         return fail(err, PROTO_ERR_BAD_VALUE, "status: \"%.*s\" is neither \"ok\" nor \"error\"",
                     (int)out->status.len, out->status.ptr);
+    }
+    return PROTO_OK;
+}
+
+static const char *const result_error_fields[] = {"code", "message"};
+
+static proto_err_t collect_unpacked_error(void *ctx, const msgpack_object *emap,
+                                          const msgpack_object **ev, proto_error_t *err)
+{
+    (void)ctx;
+    return map_collect(emap, "error", result_error_fields, 2, ev, err);
+}
+
+static void result_init(proto_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->job_id = out->tenant = out->candidate = out->rubric = out->rubric_hash = proto_str(NULL);
+    out->engine = out->worker = out->status = out->error_code = out->error_message = out->digest =
+        proto_str(NULL);
+}
+
+proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
+                                proto_result_t *out, proto_error_t *err)
+{
+    const msgpack_object *v[RF_COUNT];
+    msgpack_object root;
+    result_init(out);
+    set_ok(err);
+    TRY(decode_body(d, body, len, &root, err));
+    TRY(map_collect(&root, "", result_fields, RF_COUNT, v, err));
+    return result_check(v, collect_unpacked_error, NULL, out, err);
+}
+
+/* ---- Shallow reading of raw msgpack ------------------------------------ */
+/*
+ * For bytes body_scan has accepted: every header is complete and every
+ * declared length fits, so these readers need no bounds checks of their own
+ * beyond what the scan proved.
+ */
+
+/* Read the value at *pos into o. Scalars are filled in full (strings point
+ * into p); for an array or map only the type and element count are set (ptr
+ * NULL) and *first gets the offset of its first element. *pos moves past
+ * the header and, for scalars, the payload. */
+static void raw_header(const uint8_t *p, size_t *pos, msgpack_object *o, size_t *first)
+{
+    uint8_t b = p[(*pos)++];
+    memset(o, 0, sizeof *o);
+    if (b <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = b;
+    } else if (b >= 0xe0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = (int8_t)b;
+    } else if (b <= 0x8f) {
+        o->type = MSGPACK_OBJECT_MAP;
+        o->via.map.size = b & 0x0fu;
+    } else if (b <= 0x9f) {
+        o->type = MSGPACK_OBJECT_ARRAY;
+        o->via.array.size = b & 0x0fu;
+    } else if (b <= 0xbf) {
+        o->type = MSGPACK_OBJECT_STR;
+        o->via.str.size = b & 0x1fu;
+        o->via.str.ptr = (const char *)p + *pos;
+        *pos += o->via.str.size;
+    } else {
+        uint64_t n;
+        int64_t i;
+        switch (b) {
+        case 0xc0:
+            o->type = MSGPACK_OBJECT_NIL;
+            break;
+        case 0xc2:
+        case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = b == 0xc3;
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+        case 0xd9:
+        case 0xda:
+        case 0xdb: {
+            int lb = (b == 0xc4 || b == 0xd9) ? 1 : (b == 0xc5 || b == 0xda) ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            o->type = b >= 0xd9 ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+            o->via.str.size = (uint32_t)n; /* str and bin share the layout */
+            o->via.str.ptr = (const char *)p + *pos;
+            *pos += (size_t)n;
+            break;
+        }
+        case 0xc7:
+        case 0xc8:
+        case 0xc9: {
+            int lb = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            o->type = MSGPACK_OBJECT_EXT;
+            o->via.ext.type = (int8_t)p[*pos];
+            o->via.ext.size = (uint32_t)n;
+            o->via.ext.ptr = (const char *)p + *pos + 1;
+            *pos += 1 + (size_t)n;
+            break;
+        }
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            o->type = MSGPACK_OBJECT_EXT;
+            o->via.ext.type = (int8_t)p[*pos];
+            o->via.ext.size = 1u << (b - 0xd4);
+            o->via.ext.ptr = (const char *)p + *pos + 1;
+            *pos += 1 + o->via.ext.size;
+            break;
+        case 0xca: {
+            uint32_t bits = (uint32_t)load_be(p + *pos, 4);
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+            *pos += 4;
+            break;
+        }
+        case 0xcb: {
+            uint64_t bits = load_be(p + *pos, 8);
+            memcpy(&o->via.f64, &bits, sizeof o->via.f64);
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            *pos += 8;
+            break;
+        }
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf: {
+            int nb = 1 << (b - 0xcc);
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = load_be(p + *pos, nb);
+            *pos += (size_t)nb;
+            break;
+        }
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3: {
+            int nb = 1 << (b - 0xd0);
+            n = load_be(p + *pos, nb);
+            *pos += (size_t)nb;
+            if (nb < 8 && (n >> (8 * nb - 1)))
+                n |= ~0ull << (8 * nb); /* sign-extend */
+            memcpy(&i, &n, sizeof i);
+            if (i >= 0) {
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = (uint64_t)i;
+            } else {
+                o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                o->via.i64 = i;
+            }
+            break;
+        }
+        case 0xdc:
+        case 0xdd:
+        case 0xde:
+        case 0xdf: {
+            int lb = (b == 0xdc || b == 0xde) ? 2 : 4;
+            n = load_be(p + *pos, lb);
+            *pos += (size_t)lb;
+            if (b >= 0xde) {
+                o->type = MSGPACK_OBJECT_MAP;
+                o->via.map.size = (uint32_t)n;
+            } else {
+                o->type = MSGPACK_OBJECT_ARRAY;
+                o->via.array.size = (uint32_t)n;
+            }
+            break;
+        }
+        default: /* 0xc1: body_scan refuses it */
+            o->type = MSGPACK_OBJECT_NIL;
+            break;
+        }
+    }
+    if (first)
+        *first = *pos;
+}
+
+/* Move *pos past the whole value that starts there (headers only: nothing
+ * is decoded). */
+static void raw_skip(const uint8_t *p, size_t *pos)
+{
+    uint64_t left = 1;
+    size_t at = *pos;
+    while (left) {
+        uint8_t b = p[at++];
+        left--;
+        unsigned a = skip_arg[b];
+        switch (skip_kind[b]) {
+        case 0:
+            at += a;
+            break;
+        case 1:
+            left += 2u * (b & 0x0fu);
+            break;
+        case 2:
+            left += b & 0x0fu;
+            break;
+        case 3:
+            at += (a & 7u) + ((a & 8u) ? 1u : 0u) + (size_t)load_be(p + at, (int)(a & 7u));
+            break;
+        case 4:
+            left += load_be(p + at, (int)a);
+            at += a;
+            break;
+        default:
+            left += 2 * load_be(p + at, (int)a);
+            at += a;
+            break;
+        }
+    }
+    *pos = at;
+}
+
+/* map_collect over raw bytes: the map's elements start at *pos. Values of
+ * known keys go to store[j] (containers shallow, their first element's
+ * offset in firsts[j]) and vals[j] points at them, nil counting as absent.
+ * Same rules and sentences as map_collect. Unless walk_last, the value of
+ * the last pair is not walked (nothing after it is read) and *pos is not
+ * meaningful after; with it, *pos ends past the map on success. */
+static proto_err_t raw_map_collect(const uint8_t *p, size_t *pos, uint32_t size, const char *path,
+                                   const char *const *names, size_t n, msgpack_object *store,
+                                   size_t *firsts, const msgpack_object **vals, int walk_last,
+                                   proto_error_t *err)
+{
+    const char *where = (path && *path) ? path : "body";
+    for (size_t j = 0; j < n; j++)
+        vals[j] = NULL;
+    for (uint32_t i = 0; i < size; i++) {
+        msgpack_object k;
+        raw_header(p, pos, &k, NULL);
+        if (k.type != MSGPACK_OBJECT_STR)
+            return fail(err, PROTO_ERR_MALFORMED,
+                        "%s: key #%" PRIu32 " is %s; keys must be strings", where, i,
+                        type_name(&k));
+        size_t j = n;
+        if (k.via.str.size)
+            for (j = 0; j < n; j++)
+                if (names[j][0] == k.via.str.ptr[0] && k.via.str.size == strlen(names[j]) &&
+                    memcmp(k.via.str.ptr, names[j], k.via.str.size) == 0)
+                    break;
+        int last = i + 1 == size && !walk_last; /* nothing is read after it: no need to skip it */
+        if (j == n) {
+            if (!last)
+                raw_skip(p, pos);
+            continue;
+        }
+        if (vals[j])
+            return fail(err, PROTO_ERR_MALFORMED, "%s: duplicate key \"%s\"", where, names[j]);
+        size_t at = *pos;
+        raw_header(p, pos, &store[j], &firsts[j]);
+        if (!last &&
+            (store[j].type == MSGPACK_OBJECT_MAP || store[j].type == MSGPACK_OBJECT_ARRAY)) {
+            *pos = at;
+            raw_skip(p, pos);
+        }
+        vals[j] = &store[j];
+    }
+    for (size_t j = 0; j < n; j++)
+        if (vals[j] && vals[j]->type == MSGPACK_OBJECT_NIL)
+            vals[j] = NULL;
+    return PROTO_OK;
+}
+
+typedef struct raw_error_ctx {
+    const uint8_t *p;
+    size_t first; /* offset of the error map's first element */
+    msgpack_object store[2];
+} raw_error_ctx_t;
+
+static proto_err_t collect_raw_error(void *ctx, const msgpack_object *emap,
+                                     const msgpack_object **ev, proto_error_t *err)
+{
+    raw_error_ctx_t *c = ctx;
+    size_t pos = c->first, firsts[2];
+    return raw_map_collect(c->p, &pos, emap->via.map.size, "error", result_error_fields, 2,
+                           c->store, firsts, ev, 0, err);
+}
+
+/* The shallow RESULT decode of bytes body_scan has accepted. With end,
+ * *end gets the element's length when its map could be walked (0 when not). */
+static proto_err_t result_head_scanned(const uint8_t *p, proto_result_t *out, proto_error_t *err,
+                                       size_t *end)
+{
+    const msgpack_object *v[RF_COUNT];
+    msgpack_object store[RF_COUNT], root;
+    size_t firsts[RF_COUNT], pos = 0, first;
+    result_init(out);
+    set_ok(err);
+    raw_header(p, &pos, &root, &first);
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
+    pos = first;
+    if (end)
+        *end = 0;
+    TRY(raw_map_collect(p, &pos, root.via.map.size, "", result_fields, RF_COUNT, store, firsts, v,
+                        end != NULL, err));
+    if (end)
+        *end = pos;
+    raw_error_ctx_t ctx = {.p = p, .first = firsts[RF_ERROR]};
+    proto_err_t rc = result_check(v, collect_raw_error, &ctx, out, err);
+    out->result = NULL; /* shallow: the result map is not unpacked */
+    return rc;
+}
+
+proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
+                                     proto_result_t *out, proto_error_t *err)
+{
+    result_init(out);
+    set_ok(err);
+    if (!max_body)
+        max_body = PROTO_DEFAULT_MAX_BODY;
+    if (len > max_body)
+        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
+    if (len > 0 && !body)
+        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
+    TRY(body_scan(body, len, "body", err));
+    return result_head_scanned(body, out, err, NULL);
+}
+
+/* The message-level checks of a JOBS / RESULTS body: *first gets the
+ * offset of the first element and *count their number. */
+static proto_err_t batch_open(const char *key, const char *cmd, const void *body, size_t len,
+                              size_t max_body, uint32_t max_items, size_t *at, uint32_t *count,
+                              proto_error_t *err)
+{
+    const char *const names[] = {key};
+    const msgpack_object *v[1];
+    msgpack_object store[1], root;
+    size_t firsts[1], pos = 0, first;
+    const uint8_t *p = body;
+    set_ok(err);
+    if (!max_body)
+        max_body = PROTO_DEFAULT_MAX_BODY;
+    if (len > max_body)
+        return fail(err, PROTO_ERR_TOO_LARGE, "body: %zu bytes, the limit is %zu", len, max_body);
+    if (len > 0 && !body)
+        return fail(err, PROTO_ERR_MALFORMED, "body: missing");
+    if (max_items == 0 || max_items > PROTO_MAX_BATCH_ITEMS)
+        return fail(err, PROTO_ERR_NOMEM, "%s: no room for the elements", key);
+    TRY(body_scan(p, len, "body", err));
+    raw_header(p, &pos, &root, &first);
+    if (root.type != MSGPACK_OBJECT_MAP)
+        return fail(err, PROTO_ERR_NOT_MAP, "body: expected a map, got %s", type_name(&root));
+    pos = first;
+    TRY(raw_map_collect(p, &pos, root.via.map.size, "", names, 1, store, firsts, v, 0, err));
+    const msgpack_object *arr;
+    const char *path = "", *name = key;
+    char field[128];
+    TRY(get_typed(v[0], path, name, 1, MSGPACK_OBJECT_ARRAY, "an array", &arr, err));
+    *count = arr->via.array.size;
+    if (*count == 0)
+        return fail(err, PROTO_ERR_BAD_VALUE, "%s: empty, a %s carries 1..%d", FIELD, cmd,
+                    PROTO_MAX_BATCH_ITEMS);
+    if (*count > max_items)
+        return fail(err, PROTO_ERR_BATCH_TOO_LARGE,
+                    "%s: %" PRIu32 " elements, the limit is %" PRIu32, FIELD, *count, max_items);
+    *at = firsts[0];
+    return PROTO_OK;
+}
+
+/* JOBS / RESULTS: {key: [map, ...]}, sliced into the elements' bytes. */
+static proto_err_t decode_batch(const char *key, const char *cmd, const void *body, size_t len,
+                                size_t max_body, proto_bytes_t *items, uint32_t max_items,
+                                uint32_t *n, proto_error_t *err)
+{
+    const uint8_t *p = body;
+    size_t pos;
+    uint32_t count;
+    *n = 0;
+    if (!items)
+        return fail(err, PROTO_ERR_NOMEM, "%s: no room for the elements", key);
+    TRY(batch_open(key, cmd, body, len, max_body, max_items, &pos, &count, err));
+    for (uint32_t i = 0; i < count; i++) {
+        size_t at = pos;
+        msgpack_object e;
+        raw_header(p, &pos, &e, NULL);
+        if (e.type != MSGPACK_OBJECT_MAP) {
+            char ipath[48];
+            return fail(err, PROTO_ERR_NOT_MAP, "%s: expected a map, got %s",
+                        index_path(ipath, key, i), type_name(&e));
+        }
+        pos = at;
+        raw_skip(p, &pos);
+        items[i].ptr = p + at;
+        items[i].len = pos - at;
+    }
+    *n = count;
+    return PROTO_OK;
+}
+
+proto_err_t proto_decode_jobs(const void *body, size_t len, size_t max_body, proto_bytes_t *items,
+                              uint32_t max_items, uint32_t *n, proto_error_t *err)
+{
+    return decode_batch("jobs", "JOBS", body, len, max_body, items, max_items, n, err);
+}
+
+proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
+                                 proto_bytes_t *items, uint32_t max_items, uint32_t *n,
+                                 proto_error_t *err)
+{
+    return decode_batch("results", "RESULTS", body, len, max_body, items, max_items, n, err);
+}
+
+proto_err_t proto_decode_results_each(const void *body, size_t len, size_t max_body,
+                                      uint32_t max_items, proto_result_fn fn, void *arg,
+                                      proto_error_t *err)
+{
+    const uint8_t *p = body;
+    size_t pos;
+    uint32_t count;
+    TRY(batch_open("results", "RESULTS", body, len, max_body, max_items, &pos, &count, err));
+    /* The whole body was scanned: each element is read in one walk that
+     * also finds where it ends. */
+    for (uint32_t i = 0; i < count; i++) {
+        size_t at = pos, end = 0;
+        proto_result_t head;
+        proto_error_t eerr;
+        proto_err_t rc;
+        msgpack_object e;
+        raw_header(p, &pos, &e, NULL);
+        if (e.type != MSGPACK_OBJECT_MAP) {
+            char ipath[48];
+            result_init(&head);
+            rc = fail(&eerr, PROTO_ERR_NOT_MAP, "%s: expected a map, got %s",
+                      index_path(ipath, "results", i), type_name(&e));
+        } else {
+            rc = result_head_scanned(p + at, &head, &eerr, &end);
+        }
+        if (end) {
+            pos = at + end;
+        } else {
+            pos = at;
+            raw_skip(p, &pos);
+        }
+        fn(arg, (proto_bytes_t){p + at, pos - at}, rc, &head, &eerr);
     }
     return PROTO_OK;
 }
@@ -1242,6 +1724,12 @@ int proto_encode_job_record(msgpack_sbuffer *buf, const proto_job_t *job)
 int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffer *const *job_maps,
                         size_t njobs)
 {
+    return proto_encode_submit_opt(buf, seq, 0, job_maps, njobs);
+}
+
+int proto_encode_submit_opt(msgpack_sbuffer *buf, uint64_t seq, int batch_results,
+                            const msgpack_sbuffer *const *job_maps, size_t njobs)
+{
     msgpack_packer pk;
     if (!buf || (njobs && !job_maps) || njobs > UINT32_MAX)
         return -1;
@@ -1249,13 +1737,17 @@ int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffe
         if (!job_maps[i] || !splice_ok(job_maps[i]->data, job_maps[i]->size))
             return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, 2));
+    PACK(msgpack_pack_map(&pk, batch_results ? 3 : 2));
     PACK(pack_cstr(&pk, "seq"));
     PACK(msgpack_pack_uint64(&pk, seq));
     PACK(pack_cstr(&pk, "jobs"));
     PACK(msgpack_pack_array(&pk, njobs));
     for (size_t i = 0; i < njobs; i++)
         PACK(msgpack_sbuffer_write(buf, job_maps[i]->data, job_maps[i]->size));
+    if (batch_results) {
+        PACK(pack_cstr(&pk, "batch_results"));
+        PACK(msgpack_pack_true(&pk));
+    }
     return 0;
 }
 
@@ -1317,7 +1809,7 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (!buf || !m)
         return -1;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PACK(msgpack_pack_map(&pk, 2 + (m->engine.len > 0) + (m->threads > 0)));
+    PACK(msgpack_pack_map(&pk, 2 + (m->engine.len > 0) + (m->threads > 0) + (m->batch > 0)));
     PACK(pack_cstr(&pk, "worker"));
     PACK(pack_pstr(&pk, m->worker));
     PACK(pack_cstr(&pk, "credit"));
@@ -1329,6 +1821,10 @@ int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m)
     if (m->threads) {
         PACK(pack_cstr(&pk, "threads"));
         PACK(msgpack_pack_uint32(&pk, m->threads));
+    }
+    if (m->batch) {
+        PACK(pack_cstr(&pk, "batch"));
+        PACK(msgpack_pack_uint32(&pk, m->batch));
     }
     return 0;
 }
@@ -1354,6 +1850,31 @@ int proto_encode_job(msgpack_sbuffer *buf, uint32_t attempt, uint64_t accepted_u
     PACK(pack_cstr(&pk, "job"));
     PACK(msgpack_sbuffer_write(buf, job_map, job_len));
     return 0;
+}
+
+static int encode_batch(msgpack_sbuffer *buf, const char *key, const void *elems, size_t elems_len,
+                        uint32_t n)
+{
+    msgpack_packer pk;
+    if (!buf || n == 0 || n > PROTO_MAX_BATCH_ITEMS || !is_map_header(elems, elems_len) ||
+        elems_len < n)
+        return -1;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    PACK(msgpack_pack_map(&pk, 1));
+    PACK(pack_cstr(&pk, key));
+    PACK(msgpack_pack_array(&pk, n));
+    PACK(msgpack_sbuffer_write(buf, elems, elems_len));
+    return 0;
+}
+
+int proto_encode_jobs(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n)
+{
+    return encode_batch(buf, "jobs", elems, elems_len, n);
+}
+
+int proto_encode_results(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n)
+{
+    return encode_batch(buf, "results", elems, elems_len, n);
 }
 
 int proto_encode_heartbeat(msgpack_sbuffer *buf, const proto_heartbeat_t *m)

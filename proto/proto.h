@@ -40,6 +40,10 @@
 #define PROTO_MAX_MESSAGE 1024    /* error message sentences: bytes */
 #define PROTO_MAX_DEPTH 32        /* nested arrays/maps in a body, the body map included */
 #define PROTO_MAX_TTR_MS 3600000u /* time-to-run: 1 hour */
+/* JOBS / RESULTS: most elements in one message, and the most bytes of
+ * elements a sender puts in one message unless it carries a single one. */
+#define PROTO_MAX_BATCH_ITEMS 10000
+#define PROTO_BATCH_BYTES (1u << 20)
 
 typedef enum proto_cmd {
     PROTO_CMD_SUBMIT = 0, /* submitter -> broker */
@@ -51,6 +55,8 @@ typedef enum proto_cmd {
     PROTO_CMD_HEARTBEAT,  /* both ways, broker <-> worker */
     PROTO_CMD_DISCONNECT, /* both ways, broker <-> worker */
     PROTO_CMD_CANCEL,     /* broker -> worker: drop a job (time-to-run passed) */
+    PROTO_CMD_JOBS,       /* broker -> worker: several JOB bodies (worker said READY batch) */
+    PROTO_CMD_RESULTS,    /* worker -> broker, broker -> submitter: several RESULT bodies */
     PROTO_CMD_COUNT
 } proto_cmd_t;
 
@@ -115,7 +121,8 @@ typedef struct proto_job {
 } proto_job_t;
 
 typedef struct proto_submit {
-    uint64_t seq; /* optional client correlation number, echoed back */
+    uint64_t seq;          /* optional client correlation number, echoed back */
+    uint8_t batch_results; /* the submitter takes its score events in RESULTS messages */
     uint32_t njobs;
     proto_job_t *jobs; /* in the decoder's zone */
 } proto_submit_t;
@@ -161,6 +168,7 @@ typedef struct proto_ready {
     uint32_t credit;    /* window: max jobs held at once, 1..PROTO_MAX_CREDIT */
     proto_str_t engine; /* grading engine version string */
     uint32_t threads;   /* jobs it grades at the same time, 0 = not said (one) */
+    uint32_t batch;     /* most jobs it takes in one JOBS message, 0 = JOB messages only */
 } proto_ready_t;
 
 typedef struct proto_jobmsg {
@@ -241,6 +249,15 @@ proto_err_t proto_decode_rejected(proto_decoder_t *d, const void *body, size_t l
                                   proto_rejected_t *out, proto_error_t *err);
 proto_err_t proto_decode_result(proto_decoder_t *d, const void *body, size_t len,
                                 proto_result_t *out, proto_error_t *err);
+/* Shallow RESULT decode, for a reader that forwards the bytes (the broker):
+ * the same checks and error sentences as proto_decode_result (body size,
+ * well-formed msgpack within the depth and length limits, every top-level
+ * field and the error map), but the grading result map is only checked to
+ * be a map, never unpacked. Fills every field of out except out->result
+ * (always NULL); strings point into body, which must outlive them. Needs no
+ * decoder and allocates nothing. max_body 0 = PROTO_DEFAULT_MAX_BODY. */
+proto_err_t proto_decode_result_head(const void *body, size_t len, size_t max_body,
+                                     proto_result_t *out, proto_error_t *err);
 proto_err_t proto_decode_ready(proto_decoder_t *d, const void *body, size_t len, proto_ready_t *out,
                                proto_error_t *err);
 proto_err_t proto_decode_job(proto_decoder_t *d, const void *body, size_t len, proto_jobmsg_t *out,
@@ -251,6 +268,39 @@ proto_err_t proto_decode_disconnect(proto_decoder_t *d, const void *body, size_t
                                     proto_disconnect_t *out, proto_error_t *err);
 proto_err_t proto_decode_cancel(proto_decoder_t *d, const void *body, size_t len,
                                 proto_cancel_t *out, proto_error_t *err);
+
+/* A run of bytes inside a decoded body (an element of JOBS or RESULTS). */
+typedef struct proto_bytes {
+    const uint8_t *ptr;
+    size_t len;
+} proto_bytes_t;
+
+/* JOBS and RESULTS: check the body (size, the bounded msgpack scan, a map
+ * whose "jobs" / "results" key is an array of 1..max_items maps) and slice
+ * it: items[i] gets the exact bytes of element i, a JOB / RESULT body to be
+ * decoded (or forwarded) on its own; *n gets the count. Elements point into
+ * body; nothing is copied or allocated. items must hold max_items entries
+ * (1..PROTO_MAX_BATCH_ITEMS). A message with more elements is
+ * PROTO_ERR_BATCH_TOO_LARGE. max_body 0 = PROTO_DEFAULT_MAX_BODY. */
+proto_err_t proto_decode_jobs(const void *body, size_t len, size_t max_body, proto_bytes_t *items,
+                              uint32_t max_items, uint32_t *n, proto_error_t *err);
+proto_err_t proto_decode_results(const void *body, size_t len, size_t max_body,
+                                 proto_bytes_t *items, uint32_t max_items, uint32_t *n,
+                                 proto_error_t *err);
+
+/* RESULTS read in one go, the way a reader that forwards each event wants
+ * it: the message is checked as by proto_decode_results except that an
+ * element that is not a map is that element's error, not the message's;
+ * then each element is read as by proto_decode_result_head (without a
+ * second scan of its bytes, which the first proved well-formed) and handed
+ * to fn in order: its bytes, its outcome (PROTO_OK, or the element's own
+ * error, with the sentence in *eerr) and its fields. fn is not called when
+ * the message itself is refused; a bad element does not stop the others. */
+typedef void (*proto_result_fn)(void *arg, proto_bytes_t elem, proto_err_t rc,
+                                const proto_result_t *head, const proto_error_t *eerr);
+proto_err_t proto_decode_results_each(const void *body, size_t len, size_t max_body,
+                                      uint32_t max_items, proto_result_fn fn, void *arg,
+                                      proto_error_t *err);
 
 /* Validate one job map (as found in SUBMIT.jobs or JOB.job) into out.
  * path prefixes error messages ("jobs[3]" gives "jobs[3].tenant: ..."), NULL
@@ -274,12 +324,22 @@ int proto_encode_job_record(msgpack_sbuffer *buf, const proto_job_t *job);
 /* SUBMIT: job_maps are already-packed job maps (proto_encode_job_record), spliced. */
 int proto_encode_submit(msgpack_sbuffer *buf, uint64_t seq, const msgpack_sbuffer *const *job_maps,
                         size_t njobs);
+/* The same, asking for the score events in RESULTS messages when
+ * batch_results is set (the key is left out otherwise). */
+int proto_encode_submit_opt(msgpack_sbuffer *buf, uint64_t seq, int batch_results,
+                            const msgpack_sbuffer *const *job_maps, size_t njobs);
 int proto_encode_accepted(msgpack_sbuffer *buf, const proto_accepted_t *m);
 int proto_encode_rejected(msgpack_sbuffer *buf, const proto_rejected_t *m);
 int proto_encode_ready(msgpack_sbuffer *buf, const proto_ready_t *m);
 /* JOB: job_map/job_len are the packed job map, spliced unchanged. */
 int proto_encode_job(msgpack_sbuffer *buf, uint32_t attempt, uint64_t accepted_us, uint32_t ttr_ms,
                      proto_str_t rubric_hash, const void *job_map, size_t job_len);
+/* JOBS / RESULTS: elems holds n (1..PROTO_MAX_BATCH_ITEMS) JOB / RESULT
+ * bodies back to back, as the encoders wrote them or proto_decode_* sliced
+ * them; they are spliced unchanged (the caller vouches for them: they are
+ * not scanned again). */
+int proto_encode_jobs(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n);
+int proto_encode_results(msgpack_sbuffer *buf, const void *elems, size_t elems_len, uint32_t n);
 int proto_encode_heartbeat(msgpack_sbuffer *buf, const proto_heartbeat_t *m);
 int proto_encode_disconnect(msgpack_sbuffer *buf, const proto_disconnect_t *m);
 int proto_encode_cancel(msgpack_sbuffer *buf, const proto_cancel_t *m);

@@ -21,6 +21,12 @@
 #include <unistd.h>
 
 #define POOL_MAX_THREADS 64
+/* A grading thread wakes the main thread when the queue runs dry, when
+ * this many results wait, or after a grading this slow; otherwise results
+ * wait for the main thread's next look (at most a millisecond: see
+ * grader_pool.h). One wake-up then carries many results. */
+#define POOL_DONE_BATCH 16
+#define POOL_SLOW_US 200
 
 typedef struct slot {
     grader_pool_t *pool;
@@ -36,6 +42,8 @@ struct grader_pool {
     pthread_cond_t exited; /* a thread exited */
     task_t *head, *tail;   /* queued */
     task_t *done_head, *done_tail;
+    size_t ndone;  /* tasks on the done list */
+    int signalled; /* done_fd was written since the last take */
     int done_fd;
     int stopping;
     size_t queued;
@@ -69,7 +77,9 @@ static void *grader_thread(void *arg)
         s->started_ms = clock_mono_ms();
         pthread_mutex_unlock(&p->mu);
 
+        uint64_t t0 = clock_mono_us();
         task_grade(t, p->cfg, dec, &buf);
+        int slow = clock_mono_us() - t0 >= POOL_SLOW_US;
         proto_decoder_trim(dec, 1u << 20); /* a huge job leaves no huge buffer behind */
 
         pthread_mutex_lock(&p->mu);
@@ -78,16 +88,17 @@ static void *grader_thread(void *arg)
             break;
         }
         s->task = NULL;
-        int was_empty = p->done_head == NULL;
         if (p->done_tail)
             p->done_tail->next = t;
         else
             p->done_head = t;
         p->done_tail = t;
-        if (was_empty) {
+        p->ndone++;
+        if (!p->signalled && (!p->head || p->ndone >= POOL_DONE_BATCH || slow)) {
             uint64_t one = 1;
             ssize_t w = write(p->done_fd, &one, sizeof one);
             (void)w;
+            p->signalled = 1;
         }
     }
     int free_slot = s->abandoned;
@@ -210,25 +221,45 @@ int grader_pool_fd(const grader_pool_t *p)
 void grader_pool_push(grader_pool_t *p, task_t *t)
 {
     t->next = NULL;
+    grader_pool_push_list(p, t);
+}
+
+void grader_pool_push_list(grader_pool_t *p, task_t *list)
+{
+    if (!list)
+        return;
+    size_t n = 1;
+    task_t *last = list;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
     pthread_mutex_lock(&p->mu);
     if (p->tail)
-        p->tail->next = t;
+        p->tail->next = list;
     else
-        p->head = t;
-    p->tail = t;
-    p->queued++;
-    pthread_cond_signal(&p->work);
+        p->head = list;
+    p->tail = last;
+    p->queued += n;
+    if (n > 1)
+        pthread_cond_broadcast(&p->work);
+    else
+        pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->mu);
 }
 
 task_t *grader_pool_take_done(grader_pool_t *p)
 {
-    uint64_t n;
-    ssize_t r = read(p->done_fd, &n, sizeof n);
-    (void)r;
     pthread_mutex_lock(&p->mu);
+    if (p->signalled) {
+        uint64_t n;
+        ssize_t r = read(p->done_fd, &n, sizeof n);
+        (void)r;
+        p->signalled = 0;
+    }
     task_t *list = p->done_head;
     p->done_head = p->done_tail = NULL;
+    p->ndone = 0;
     pthread_mutex_unlock(&p->mu);
     return list;
 }

@@ -27,11 +27,18 @@ grader_pool_t *grader_pool_new(size_t threads, const worker_config_t *cfg, char 
  * job are left to exit by themselves; then the pool's memory is kept. */
 void grader_pool_destroy(grader_pool_t **self_p);
 
-/* File descriptor readable while finished tasks wait (poll it with ZMQ_POLLIN). */
+/* File descriptor that becomes readable when finished tasks should be taken
+ * (poll it with ZMQ_POLLIN): when the queue has run dry, when several
+ * results wait, or after a slow grading. Results finished while the queue
+ * still holds fast work may wait without it: while the pool holds tasks the
+ * caller also takes what is done every millisecond or so. */
 int grader_pool_fd(const grader_pool_t *p);
 /* Queue a task for grading (the pool owns it until it comes back done). */
 void grader_pool_push(grader_pool_t *p, task_t *t);
-/* Take every finished task, oldest first (a list linked by ->next). */
+/* Queue a list of tasks (linked by ->next) with one lock and one wake-up. */
+void grader_pool_push_list(grader_pool_t *p, task_t *list);
+/* Take every finished task, oldest first (a list linked by ->next); NULL
+ * when none is done. Cheap when nothing is: no system call. */
 task_t *grader_pool_take_done(grader_pool_t *p);
 
 /* Drop the task for job_id (attempt 0 = any): a queued one is returned in

@@ -36,6 +36,9 @@ static const char USAGE[] =
     "  --liveness N         missed heartbeats before a broker is presumed gone and\n"
     "                       the connection is remade (default 3)       [SCORELINE_LIVENESS]\n"
     "  --threads N          grading threads (default 1)                [SCORELINE_THREADS]\n"
+    "  --batch N            most jobs taken in one JOBS message and results sent in\n"
+    "                       one RESULTS message, 0..10000; 0 = one JOB and one RESULT\n"
+    "                       message per job (default 64)                [SCORELINE_BATCH]\n"
     "  --cache-size N       rubrics kept in memory (default 64)        [SCORELINE_CACHE_SIZE]\n"
     "  --max-abandoned N    gradings abandoned past their time-to-run before the worker\n"
     "                       exits with status 4 for its supervisor to restart it\n"
@@ -82,7 +85,7 @@ int main(int argc, char **argv)
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_BROKER, OPT_CREDIT, OPT_ID, OPT_HEARTBEAT, OPT_LIVENESS,
         OPT_CACHE, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL, OPT_THREADS, OPT_MAX_ABANDONED,
-        OPT_FAULT_DELAY, OPT_FAULT_MATCH
+        OPT_FAULT_DELAY, OPT_FAULT_MATCH, OPT_BATCH
     };
     static const struct option opts[] = {{"redis", required_argument, 0, OPT_REDIS},
                                          {"prefix", required_argument, 0, OPT_PREFIX},
@@ -96,6 +99,7 @@ int main(int argc, char **argv)
                                          {"redis-timeout", required_argument, 0, OPT_REDIS_TIMEOUT},
                                          {"log-level", required_argument, 0, OPT_LOG_LEVEL},
                                          {"threads", required_argument, 0, OPT_THREADS},
+                                         {"batch", required_argument, 0, OPT_BATCH},
                                          {"max-abandoned", required_argument, 0, OPT_MAX_ABANDONED},
                                          {"fault-delay-ms", required_argument, 0, OPT_FAULT_DELAY},
                                          {"fault-match", required_argument, 0, OPT_FAULT_MATCH},
@@ -114,6 +118,7 @@ int main(int argc, char **argv)
     const char *redis_timeout = config_env("SCORELINE_REDIS_TIMEOUT_MS", "2000");
     const char *log_level = config_env("SCORELINE_LOG_LEVEL", "info");
     const char *threads = config_env("SCORELINE_THREADS", "1");
+    const char *batch = config_env("SCORELINE_BATCH", "64");
     const char *max_abandoned = config_env("SCORELINE_MAX_ABANDONED", "8");
     const char *fault_delay = "0";
 
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
         case OPT_REDIS_TIMEOUT: redis_timeout = optarg; break;
         case OPT_LOG_LEVEL: log_level = optarg; break;
         case OPT_THREADS: threads = optarg; break;
+        case OPT_BATCH: batch = optarg; break;
         case OPT_MAX_ABANDONED: max_abandoned = optarg; break;
         case OPT_FAULT_DELAY: fault_delay = optarg; break;
         case OPT_FAULT_MATCH: cfg.fault_match = optarg; break;
@@ -218,6 +224,7 @@ int main(int argc, char **argv)
         number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
         number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms) ||
         number("--threads", threads, 1, 64, &cfg.threads) ||
+        number("--batch", batch, 0, 10000, &cfg.batch) ||
         number("--max-abandoned", max_abandoned, 0, 1000, &cfg.max_abandoned) ||
         number("--fault-delay-ms", fault_delay, 0, 3600000, &cfg.fault_delay_ms))
         goto out;

@@ -49,6 +49,9 @@ typedef struct broker_conn {
     int64_t last_sent_ms;
     int acked;  /* DISCONNECT ack received while draining */
     int silent; /* nothing heard for liveness x heartbeat (logged once) */
+    int batch_ok;            /* it sent JOBS since our READY: it takes RESULTS too */
+    msgpack_sbuffer results; /* RESULT bodies waiting to go out in one RESULTS */
+    uint32_t nresults;
 } broker_conn_t;
 
 struct worker {
@@ -61,8 +64,10 @@ struct worker {
     rubric_cache_t *cache;
     proto_decoder_t *dec;
     msgpack_sbuffer out;
+    proto_bytes_t *items; /* elements of a JOBS being read */
     grader_pool_t *pool;
     task_t *waiting; /* waiting for Redis to resolve the rubric */
+    task_t *to_pool, *to_pool_tail; /* resolved this turn, handed to the pool together */
     size_t held;     /* tasks held in any state (abandoned ones excluded) */
     int draining;
     int64_t drain_deadline_ms;
@@ -230,11 +235,55 @@ static void send_frames(broker_conn_t *bc, const char *cmd, const void *body, si
     bc->last_sent_ms = clock_mono_ms();
 }
 
+/* Send broker bi's waiting results as one RESULTS. */
+static void results_send(worker_t *w, size_t bi)
+{
+    broker_conn_t *bc = &w->brokers[bi];
+    if (bc->nresults == 0)
+        return;
+    msgpack_sbuffer_clear(&w->out);
+    if (proto_encode_results(&w->out, bc->results.data, bc->results.size, bc->nresults) == 0)
+        send_frames(bc, "RESULTS", w->out.data, w->out.size);
+    bc->nresults = 0;
+    if (bc->results.alloc > 4 * PROTO_BATCH_BYTES) {
+        msgpack_sbuffer_destroy(&bc->results);
+        msgpack_sbuffer_init(&bc->results);
+    }
+    msgpack_sbuffer_clear(&bc->results);
+}
+
+/* Send every waiting result: called once per turn of the loop, so a result
+ * waits at most for the other results finished in the same turn. */
+static void results_flush(worker_t *w)
+{
+    for (size_t i = 0; i < w->cfg.nbrokers; i++)
+        results_send(w, i);
+}
+
+/* A RESULT body out to broker bi: into its RESULTS when it takes them
+ * (sent when the batch is full or at the end of the turn), else alone. */
+static void result_out(worker_t *w, size_t bi, const void *body, size_t len)
+{
+    broker_conn_t *bc = &w->brokers[bi];
+    if (!bc->batch_ok || w->cfg.batch == 0) {
+        send_frames(bc, "RESULT", body, len);
+        return;
+    }
+    if (bc->nresults && bc->results.size + len > PROTO_BATCH_BYTES)
+        results_send(w, bi);
+    if (msgpack_sbuffer_write(&bc->results, body, len) != 0) {
+        send_frames(bc, "RESULT", body, len);
+        return;
+    }
+    if (++bc->nresults >= w->cfg.batch)
+        results_send(w, bi);
+}
+
 /* Send t's RESULT and forget t. */
 static void task_finish(worker_t *w, task_t *t)
 {
     if (t->result) {
-        send_frames(&w->brokers[t->broker], "RESULT", t->result, t->result_len);
+        result_out(w, t->broker, t->result, t->result_len);
         if (t->ok) {
             w->graded++;
             log_debug("job.graded", "job_id=%s attempt=%u", t->job_id, t->attempt);
@@ -277,10 +326,16 @@ static int task_route(worker_t *w, task_t *t, const proto_jobmsg_t *jm)
     }
     if (task_resolve(w, t, jm))
         return 1;
-    if (t->err_code)
+    if (t->err_code) {
         task_finish_error(w, t);
-    else
-        grader_pool_push(w->pool, t);
+    } else {
+        t->next = NULL;
+        if (w->to_pool_tail)
+            w->to_pool_tail->next = t;
+        else
+            w->to_pool = t;
+        w->to_pool_tail = t;
+    }
     return 0;
 }
 
@@ -316,6 +371,13 @@ static void job_received(worker_t *w, size_t bi, const void *body, size_t len)
         t->next = w->waiting;
         w->waiting = t;
     }
+}
+
+/* Hand the tasks resolved this turn to the grading threads at once. */
+static void pool_flush(worker_t *w)
+{
+    grader_pool_push_list(w->pool, w->to_pool);
+    w->to_pool = w->to_pool_tail = NULL;
 }
 
 /* Retry tasks that waited for Redis. */
@@ -377,13 +439,20 @@ static void on_runaway(const task_t *t, int64_t ran_ms, void *arg)
 
 static void send_simple(worker_t *w, size_t bi, proto_cmd_t cmd)
 {
+    if (cmd == PROTO_CMD_READY) {
+        /* Results waiting go out first; the broker answering this READY may
+         * be a new one that has not said it takes RESULTS. */
+        results_send(w, bi);
+        w->brokers[bi].batch_ok = 0;
+    }
     msgpack_sbuffer_clear(&w->out);
     int rc;
     if (cmd == PROTO_CMD_READY) {
         proto_ready_t rd = {.worker = proto_str(w->cfg.id),
                             .credit = (uint32_t)w->cfg.credit,
                             .engine = proto_str(GRADING_ENGINE),
-                            .threads = (uint32_t)w->cfg.threads};
+                            .threads = (uint32_t)w->cfg.threads,
+                            .batch = (uint32_t)w->cfg.batch};
         rc = proto_encode_ready(&w->out, &rd);
     } else if (cmd == PROTO_CMD_HEARTBEAT) {
         proto_heartbeat_t hb = {.inflight = (uint32_t)w->held};
@@ -441,10 +510,26 @@ static void broker_message(worker_t *w, size_t bi, zmq_msg_t *frames, int n)
         job_received(w, bi, body, len);
         proto_decoder_trim(w->dec, 1u << 20);
         return;
+    case PROTO_CMD_JOBS: {
+        uint32_t count = 0;
+        if (proto_decode_jobs(body, len, WORKER_MAX_JOB_BODY, w->items, PROTO_MAX_BATCH_ITEMS,
+                              &count, &perr) != PROTO_OK) {
+            /* Nobody to answer: the broker's time-to-run takes the jobs back. */
+            log_warn("jobs.undecodable", "code=%s reason=\"%s\"", proto_err_code(perr.code),
+                     perr.message);
+            return;
+        }
+        bc->batch_ok = w->cfg.batch > 0;
+        for (uint32_t i = 0; i < count; i++)
+            job_received(w, bi, w->items[i].ptr, w->items[i].len);
+        proto_decoder_trim(w->dec, 1u << 20);
+        return;
+    }
     case PROTO_CMD_HEARTBEAT:
         return;
     case PROTO_CMD_CANCEL: {
         proto_cancel_t c;
+        pool_flush(w); /* a job received this turn is found in the pool */
         if (proto_decode_cancel(w->dec, body, len, &c, &perr) == PROTO_OK)
             job_cancel(w, &c);
         return;
@@ -551,8 +636,9 @@ worker_t *worker_new(const worker_config_t *cfg, char *err, size_t errlen, int *
     msgpack_sbuffer_init(&w->out);
     w->cache = rubric_cache_new(cfg->cache_size);
     w->dec = proto_decoder_new(WORKER_MAX_JOB_BODY);
+    w->items = calloc(PROTO_MAX_BATCH_ITEMS, sizeof *w->items);
     w->ctx = zmq_ctx_new();
-    if (!w->cache || !w->dec || !w->ctx) {
+    if (!w->cache || !w->dec || !w->items || !w->ctx) {
         snprintf(err, errlen, "out of memory");
         worker_destroy(&w);
         return NULL;
@@ -598,17 +684,21 @@ void worker_destroy(worker_t **self_p)
     worker_t *w = *self_p;
     if (!w)
         return;
-    for (size_t i = 0; i < WORKER_MAX_BROKERS; i++)
+    for (size_t i = 0; i < WORKER_MAX_BROKERS; i++) {
         if (w->brokers[i].sock)
             zmq_close(w->brokers[i].sock);
+        msgpack_sbuffer_destroy(&w->brokers[i].results);
+    }
     grader_pool_destroy(&w->pool);
     if (w->ctx)
         zmq_ctx_term(w->ctx);
     if (w->redis)
         redisFree(w->redis);
     task_list_free(w->waiting);
+    task_list_free(w->to_pool);
     rubric_cache_destroy(&w->cache);
     proto_decoder_destroy(&w->dec);
+    free(w->items);
     msgpack_sbuffer_destroy(&w->out);
     free(w);
     *self_p = NULL;
@@ -665,21 +755,27 @@ int worker_run(worker_t *w)
         long timeout = (long)w->cfg.heartbeat_ms / 4;
         if (w->waiting && timeout > 100)
             timeout = 100;
+        /* The pool wakes us for batches of results; look every millisecond
+         * while it holds work, so no result waits longer. */
+        if (w->held > 0 && grader_pool_busy(w->pool) > 0)
+            timeout = 1;
         if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
             log_error("worker.poll", "error=\"%s\"", zmq_strerror(errno));
             rc = 1;
             break;
         }
-        if (items[nb].revents & ZMQ_POLLIN)
-            tasks_done(w);
+        tasks_done(w);
         for (size_t i = 0; i < nb; i++)
             if (items[i].revents & ZMQ_POLLIN)
                 broker_drain(w, i);
         if (w->waiting)
             retry_waiting(w);
+        pool_flush(w);
+        results_flush(w);
         grader_pool_abandon_runaways(w->pool, clock_mono_ms(), on_runaway, w);
         heartbeats(w);
     }
+    results_flush(w);
     log_info("worker.stopped",
              "graded=%llu errors=%llu abandoned=%llu unfinished=%zu cache_hits=%llu "
              "cache_misses=%llu",

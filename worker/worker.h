@@ -42,6 +42,7 @@ typedef struct worker_config {
     uint64_t grace_ms;
     uint64_t redis_timeout_ms;
     uint64_t threads;       /* grading threads */
+    uint64_t batch;         /* most jobs per JOBS and results per RESULTS, 0 = single messages */
     uint64_t max_abandoned; /* runaway gradings tolerated before the worker exits */
     /* Fault injection for reliability tests (never set in production): jobs
      * whose id contains fault_match sleep fault_delay_ms before grading. */

@@ -132,10 +132,19 @@ static void check_job(const uint8_t *data, size_t size)
 
 static void check_result(const uint8_t *data, size_t size)
 {
-    proto_result_t m, again;
-    proto_error_t err;
-    if (proto_decode_result(dec, data, size, &m, &err) != PROTO_OK)
+    proto_result_t m, again, head;
+    proto_error_t err, herr;
+    proto_err_t rc = proto_decode_result(dec, data, size, &m, &err);
+    /* The shallow decode the broker uses agrees with the full one. */
+    CHECK(proto_decode_result_head(data, size, 1024 * 1024, &head, &herr) == rc);
+    CHECK(herr.code == err.code && strcmp(herr.message, err.message) == 0);
+    CHECK(head.result == NULL);
+    if (rc != PROTO_OK)
         return;
+    CHECK(head.attempt == m.attempt && head.job_id.len == m.job_id.len &&
+          memcmp(head.job_id.ptr, m.job_id.ptr, m.job_id.len) == 0 &&
+          head.accepted_us == m.accepted_us && head.duration_us == m.duration_us &&
+          head.status.len == m.status.len && head.error_code.len == m.error_code.len);
     msgpack_sbuffer res, sb;
     msgpack_sbuffer_init(&res);
     msgpack_sbuffer_init(&sb);
@@ -146,6 +155,85 @@ static void check_result(const uint8_t *data, size_t size)
     CHECK(again.duration_us == m.duration_us && again.status.len == m.status.len);
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&res);
+}
+
+/* proto_decode_results_each: each element's outcome is that of the head
+ * decode of the element alone (a non-map element: its own error), and the
+ * elements lie back to back. */
+typedef struct each_state {
+    const uint8_t *next;
+    uint32_t n;
+} each_state_t;
+
+static void each_agrees(void *arg, proto_bytes_t elem, proto_err_t rc, const proto_result_t *head,
+                        const proto_error_t *eerr)
+{
+    each_state_t *st = arg;
+    proto_result_t alone;
+    proto_error_t aerr;
+    CHECK(!st->next || elem.ptr == st->next);
+    st->next = elem.ptr + elem.len;
+    st->n++;
+    proto_err_t arc = proto_decode_result_head(elem.ptr, elem.len, 0, &alone, &aerr);
+    if (rc == PROTO_ERR_NOT_MAP && arc == PROTO_ERR_NOT_MAP)
+        return; /* the sentences differ: "results[i]" vs "body" */
+    CHECK(arc == rc);
+    CHECK(aerr.code == eerr->code && strcmp(aerr.message, eerr->message) == 0);
+    CHECK(rc != PROTO_OK ||
+          (alone.attempt == head->attempt && alone.job_id.ptr == head->job_id.ptr));
+}
+
+/* JOBS / RESULTS: the elements lie inside the body, back to back, and
+ * re-encoded they give the same elements again. */
+static void check_batch(const uint8_t *data, size_t size, int results)
+{
+    static proto_bytes_t items[PROTO_MAX_BATCH_ITEMS], again[PROTO_MAX_BATCH_ITEMS];
+    uint32_t n = 0, n2 = 0;
+    proto_error_t err;
+    proto_err_t rc =
+        results
+            ? proto_decode_results(data, size, 1024 * 1024, items, PROTO_MAX_BATCH_ITEMS, &n, &err)
+            : proto_decode_jobs(data, size, 1024 * 1024, items, PROTO_MAX_BATCH_ITEMS, &n, &err);
+    if (rc != PROTO_OK) {
+        CHECK(n == 0 && err.code != PROTO_OK && err.message[0] != '\0');
+        if (results) {
+            /* _each refuses the same messages, except for elements that are
+             * not maps, which it reports one by one. */
+            each_state_t st = {NULL, 0};
+            proto_error_t eerr;
+            proto_err_t erc = proto_decode_results_each(
+                data, size, 1024 * 1024, PROTO_MAX_BATCH_ITEMS, each_agrees, &st, &eerr);
+            CHECK(erc == rc || (rc == PROTO_ERR_NOT_MAP && erc == PROTO_OK && st.n > 0));
+            if (erc == rc)
+                CHECK(strcmp(eerr.message, err.message) == 0 && st.n == 0);
+        }
+        return;
+    }
+    CHECK(n >= 1 && n <= PROTO_MAX_BATCH_ITEMS);
+    if (results) {
+        each_state_t st = {NULL, 0};
+        CHECK(proto_decode_results_each(data, size, 1024 * 1024, PROTO_MAX_BATCH_ITEMS, each_agrees,
+                                        &st, &err) == PROTO_OK);
+        CHECK(st.n == n && st.next == items[n - 1].ptr + items[n - 1].len);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        CHECK(items[i].ptr >= data && items[i].ptr + items[i].len <= data + size);
+        CHECK(i == 0 || items[i].ptr == items[i - 1].ptr + items[i - 1].len);
+    }
+    size_t span = (size_t)(items[n - 1].ptr + items[n - 1].len - items[0].ptr);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    CHECK((results ? proto_encode_results(&sb, items[0].ptr, span, n)
+                   : proto_encode_jobs(&sb, items[0].ptr, span, n)) == 0);
+    CHECK((results
+               ? proto_decode_results(sb.data, sb.size, 0, again, PROTO_MAX_BATCH_ITEMS, &n2, &err)
+               : proto_decode_jobs(sb.data, sb.size, 0, again, PROTO_MAX_BATCH_ITEMS, &n2, &err)) ==
+          PROTO_OK);
+    CHECK(n2 == n);
+    for (uint32_t i = 0; i < n; i++)
+        CHECK(again[i].len == items[i].len &&
+              memcmp(again[i].ptr, items[i].ptr, items[i].len) == 0);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 static void check_small(const uint8_t *data, size_t size)
@@ -185,6 +273,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_ready(data, size);
     check_job(data, size);
     check_result(data, size);
+    check_batch(data, size, 0);
+    check_batch(data, size, 1);
     check_small(data, size);
     return 0;
 }

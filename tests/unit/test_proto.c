@@ -430,7 +430,7 @@ static void test_rejected_long_message_is_cut_on_a_utf8_boundary(void **state)
 
 static void test_ready_round_trip(void **state)
 {
-    proto_ready_t m = {S("host:42:abcd"), 64, S("scoreline-grading/0.1.0"), 4};
+    proto_ready_t m = {S("host:42:abcd"), 64, S("scoreline-grading/0.1.0"), 4, 32};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     assert_int_equal(proto_encode_ready(&sb, &m), 0);
@@ -441,13 +441,17 @@ static void test_ready_round_trip(void **state)
     assert_int_equal(d.credit, 64);
     assert_true(proto_str_eq(d.engine, "scoreline-grading/0.1.0"));
     assert_int_equal(d.threads, 4);
+    assert_int_equal(d.batch, 32);
     msgpack_sbuffer_destroy(&sb);
-    /* threads is optional: absent reads as 0 */
+    /* threads and batch are optional: absent reads as 0 */
     msgpack_sbuffer_init(&sb);
     m.threads = 0;
+    m.batch = 0;
     assert_int_equal(proto_encode_ready(&sb, &m), 0);
+    assert_null(memmem(sb.data, sb.size, "batch", 5));
     assert_int_equal(proto_decode_ready(dec, sb.data, sb.size, &d, &err), PROTO_OK);
     assert_int_equal(d.threads, 0);
+    assert_int_equal(d.batch, 0);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -1084,6 +1088,95 @@ static void test_responses_are_checked(void **state)
     }
 }
 
+/* Error sentences name the field exactly: these are part of the wire contract
+ * (REJECTED messages) and must not change with how the decoder builds them. */
+static void test_error_sentences_name_the_field_exactly(void **state)
+{
+    proto_submit_t m;
+    proto_error_t err;
+    /* Job 12 of 13 has a bad tenant; the others are fine. */
+    body_t *b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 13);
+    for (int i = 0; i < 12; i++)
+        b_job(b, "ok", 0);
+    b_map(b, 4);
+    b_kv(b, "job_id", "bad");
+    b_ku(b, "tenant", 3);
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 0);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.jobs[11].err.code, PROTO_OK);
+    assert_string_equal(m.jobs[12].err.message,
+                        "jobs[12].tenant: expected a string, got an integer");
+    b_free(b);
+
+    /* Duplicate item ids: the smallest duplicated id is named, whether the
+     * map is short (compared pairwise) or long (sorted). */
+    for (int big = 0; big < 2; big++) {
+        b = b_new();
+        b_map(b, 1);
+        b_str(b, "jobs");
+        b_arr(b, 1);
+        b_map(b, 4);
+        b_kv(b, "job_id", "j");
+        b_kv(b, "tenant", "t");
+        b_kv(b, "rubric", "r");
+        b_str(b, "responses");
+        uint32_t n = big ? 40 : 6;
+        b_map(b, n);
+        for (uint32_t i = 0; i < n - 4; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "q%02u", i);
+            b_kv(b, id, "x");
+        }
+        b_kv(b, "zz", "x");
+        b_kv(b, "q01", "y");
+        b_kv(b, "zz", "y");
+        b_kv(b, "q00", "y");
+        assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+        assert_int_equal(m.jobs[0].err.code, PROTO_ERR_BAD_VALUE);
+        assert_string_equal(m.jobs[0].err.message, "jobs[0].responses: duplicate item id \"q00\"");
+        b_free(b);
+    }
+
+    /* A bad value deep in a response names the item. */
+    b = b_new();
+    b_map(b, 1);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_map(b, 4);
+    b_kv(b, "job_id", "j");
+    b_kv(b, "tenant", "t");
+    b_kv(b, "rubric", "r");
+    b_str(b, "responses");
+    b_map(b, 2);
+    b_kv(b, "q1", "fine");
+    b_str(b, "q2");
+    b_arr(b, 2);
+    b_uint(b, 1);
+    b_raw(b, "\xc4\x01\x00", 3);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err), PROTO_OK);
+    assert_string_equal(m.jobs[0].err.message,
+                        "jobs[0].responses.q2: contains binary data; responses hold only nil, "
+                        "booleans, numbers, strings, arrays and maps");
+    b_free(b);
+
+    /* Message-level fields have no path prefix. */
+    b = b_new();
+    b_map(b, 2);
+    b_str(b, "worker");
+    b_str(b, "w");
+    b_ku(b, "credit", 0);
+    proto_ready_t rd;
+    assert_int_equal(proto_decode_ready(dec, b->sb.data, b->sb.size, &rd, &err),
+                     PROTO_ERR_BAD_VALUE);
+    assert_string_equal(err.message, "credit: 0 is out of range 1..10000");
+    b_free(b);
+}
+
 static void test_non_string_key_in_a_job_fails_only_that_job(void **state)
 {
     proto_submit_t m;
@@ -1292,6 +1385,392 @@ static void test_result_is_validated(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Both decodes of one body: same outcome, same sentence, same fields. */
+static proto_err_t both_result_decodes(const void *body, size_t len, proto_result_t *head,
+                                       proto_error_t *err)
+{
+    proto_result_t full;
+    proto_error_t ferr;
+    proto_err_t rc = proto_decode_result(dec, body, len, &full, &ferr);
+    assert_int_equal(proto_decode_result_head(body, len, 0, head, err), rc);
+    assert_int_equal(err->code, ferr.code);
+    assert_string_equal(err->message, ferr.message);
+    assert_null(head->result);
+    if (rc == PROTO_OK) {
+        assert_int_equal(head->job_id.len, full.job_id.len);
+        assert_memory_equal(head->job_id.ptr, full.job_id.ptr, full.job_id.len);
+        assert_int_equal(head->attempt, full.attempt);
+        assert_int_equal(head->accepted_us, full.accepted_us);
+        assert_int_equal(head->started_us, full.started_us);
+        assert_int_equal(head->duration_us, full.duration_us);
+        assert_int_equal(head->status.len, full.status.len);
+        assert_int_equal(head->error_code.len, full.error_code.len);
+        assert_int_equal(head->digest.len, full.digest.len);
+    }
+    return rc;
+}
+
+static void test_result_head_reads_the_top_level_without_the_result_map(void **state)
+{
+    /* A result map with nesting, floats, bin and ext deep inside. */
+    body_t *rm = b_new();
+    b_map(rm, 3);
+    b_ku(rm, "score", 8750);
+    b_str(rm, "items");
+    b_arr(rm, 2);
+    b_map(rm, 1);
+    b_str(rm, "trace");
+    b_raw(rm,
+          "\x93\xcb\x3f\xf8\0\0\0\0\0\0\xc4\x02zz\xd6\x01"
+          "abcd",
+          20);
+    b_nil(rm);
+    b_str(rm, "big");
+    b_raw(rm, "\xdc\x00\x03\xd3\xff\xff\xff\xff\xff\xff\xff\xff\x01\xcf\0\0\0\0\0\0\0\x02", 22);
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    m.attempt = 7;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, rm->sb.data, rm->sb.size), 0);
+    proto_result_t h;
+    proto_error_t err;
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_OK);
+    assert_true(proto_str_eq(h.job_id, "j-1"));
+    assert_true(proto_str_eq(h.status, "ok"));
+    assert_true(proto_str_eq(h.digest, HASH_B));
+    assert_int_equal(h.attempt, 7);
+    assert_int_equal(h.accepted_us, 1000);
+    assert_int_equal(h.started_us, 2000);
+    assert_int_equal(h.duration_us, 500);
+    /* strings point into the caller's bytes */
+    assert_true(h.job_id.ptr >= sb.data && h.job_id.ptr < sb.data + sb.size);
+
+    /* Every truncation, and every single-byte change, gets the full decode's
+     * answer (hostile bytes in the skipped result map included). */
+    for (size_t cut = 0; cut < sb.size; cut++)
+        assert_int_not_equal(both_result_decodes(sb.data, cut, &h, &err), PROTO_OK);
+    for (size_t i = 0; i < sb.size; i++) {
+        for (int v = 0; v < 256; v += 17) {
+            char keep = sb.data[i];
+            sb.data[i] = (char)v;
+            (void)both_result_decodes(sb.data, sb.size, &h, &err);
+            sb.data[i] = keep;
+        }
+    }
+    /* Too large for the limit given. */
+    assert_int_equal(proto_decode_result_head(sb.data, sb.size, 16, &h, &err), PROTO_ERR_TOO_LARGE);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(rm);
+
+    /* An error result: the error map is read (and checked) too. */
+    m.status = S("error");
+    m.error_code = S("invalid_response");
+    m.error_message = S("q1: not a choice");
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_result(&sb, &m, NULL, 0), 0);
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_OK);
+    assert_true(proto_str_eq(h.error_code, "invalid_response"));
+    assert_true(proto_str_eq(h.error_message, "q1: not a choice"));
+    char *p = memmem(sb.data, sb.size,
+                     "\xa4"
+                     "code",
+                     5);
+    assert_non_null(p);
+    memcpy(p + 1, "message", 4); /* "mess": an unknown key, so code is missing */
+    p[1] = 'x';
+    assert_int_equal(both_result_decodes(sb.data, sb.size, &h, &err), PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "error.code: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Hostile headers: a memory bomb, a non-map body, nesting too deep. */
+    assert_int_equal(both_result_decodes("\xdd\xff\xff\xff\xff", 5, &h, &err), PROTO_ERR_MALFORMED);
+    assert_int_equal(both_result_decodes("\x91\x01", 2, &h, &err), PROTO_ERR_NOT_MAP);
+    char deep[40];
+    deep[0] = (char)0x81;
+    deep[1] = (char)0xa1;
+    deep[2] = 'x';
+    memset(deep + 3, 0x91, 36);
+    deep[39] = 0x01;
+    assert_int_equal(both_result_decodes(deep, sizeof deep, &h, &err), PROTO_ERR_TOO_LARGE);
+    assert_int_equal(both_result_decodes("\x82\xa1v\x01\xa1v\x01", 7, &h, &err),
+                     PROTO_ERR_MALFORMED);
+    assert_string_equal(err.message, "body: duplicate key \"v\"");
+    assert_int_equal(both_result_decodes("\x81\x01\x01", 3, &h, &err), PROTO_ERR_MALFORMED);
+}
+
+/* ---- JOBS and RESULTS ---------------------------------------------------- */
+
+static void test_jobs_and_results_slice_the_elements_unchanged(void **state)
+{
+    /* Three JOB bodies of different sizes, back to back. */
+    msgpack_sbuffer elems, sb;
+    msgpack_sbuffer_init(&elems);
+    size_t offs[4] = {0};
+    for (int i = 0; i < 3; i++) {
+        body_t *job = b_new();
+        char id[16];
+        snprintf(id, sizeof id, "job-%d", i);
+        b_job(job, id, 0);
+        assert_int_equal(proto_encode_job(&elems, (uint32_t)i + 1, 1000, 60000,
+                                          i == 1 ? S(HASH_A) : proto_str(NULL), job->sb.data,
+                                          job->sb.size),
+                         0);
+        offs[i + 1] = elems.size;
+        b_free(job);
+    }
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_jobs(&sb, elems.data, elems.size, 3), 0);
+    proto_bytes_t items[4];
+    uint32_t n = 0;
+    proto_error_t err;
+    assert_int_equal(proto_decode_jobs(sb.data, sb.size, 0, items, 4, &n, &err), PROTO_OK);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(items[i].len, offs[i + 1] - offs[i]);
+        assert_memory_equal(items[i].ptr, elems.data + offs[i], items[i].len);
+        proto_jobmsg_t jm;
+        assert_int_equal(proto_decode_job(dec, items[i].ptr, items[i].len, &jm, &err), PROTO_OK);
+        assert_int_equal(jm.attempt, (uint32_t)i + 1);
+    }
+    /* More elements than the reader takes. */
+    assert_int_equal(proto_decode_jobs(sb.data, sb.size, 0, items, 2, &n, &err),
+                     PROTO_ERR_BATCH_TOO_LARGE);
+    assert_string_equal(err.message, "jobs: 3 elements, the limit is 2");
+    /* A JOBS is not a RESULTS. */
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err),
+                     PROTO_ERR_MISSING_FIELD);
+    assert_string_equal(err.message, "results: required field is missing");
+    msgpack_sbuffer_destroy(&sb);
+
+    /* RESULTS of two events: each element decodes as a RESULT. */
+    proto_result_t m = sample_result();
+    m.status = S("error");
+    m.error_code = S("invalid_rubric");
+    m.error_message = S("x");
+    msgpack_sbuffer_clear(&elems);
+    assert_int_equal(proto_encode_result(&elems, &m, NULL, 0), 0);
+    size_t first = elems.size;
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x01", 4), 0);
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, 2), 0);
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err), PROTO_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].len, first);
+    assert_int_equal(items[1].len, elems.size - first);
+    proto_result_t r;
+    assert_int_equal(proto_decode_result_head(items[1].ptr, items[1].len, 0, &r, &err), PROTO_OK);
+    assert_true(proto_str_eq(r.status, "ok"));
+    assert_int_equal(proto_decode_result_head(items[0].ptr, items[0].len, 0, &r, &err), PROTO_OK);
+    assert_true(proto_str_eq(r.error_code, "invalid_rubric"));
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Encoders refuse what cannot be a batch. */
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_jobs(&sb, elems.data, elems.size, 0), -1);
+    assert_int_equal(proto_encode_results(&sb, "\x91\x01", 2, 1), -1);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, PROTO_MAX_BATCH_ITEMS + 1),
+                     -1);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&elems);
+}
+
+typedef struct each_seen {
+    uint32_t n, bad;
+    proto_bytes_t elems[4];
+    proto_result_t heads[4];
+    char first_error[256];
+} each_seen_t;
+
+static void each_record(void *arg, proto_bytes_t elem, proto_err_t rc, const proto_result_t *head,
+                        const proto_error_t *eerr)
+{
+    each_seen_t *s = arg;
+    assert_true(s->n < 4);
+    s->elems[s->n] = elem;
+    if (rc == PROTO_OK) {
+        s->heads[s->n] = *head;
+    } else {
+        if (!s->bad)
+            snprintf(s->first_error, sizeof s->first_error, "%s", eerr->message);
+        s->bad++;
+    }
+    s->n++;
+}
+
+static void test_results_each_reads_every_element_like_the_head_decode(void **state)
+{
+    proto_result_t m = sample_result();
+    m.status = S("ok");
+    m.digest = S(HASH_B);
+    msgpack_sbuffer elems, sb;
+    msgpack_sbuffer_init(&elems);
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x92\x01\xa1x", 7), 0);
+    size_t one = elems.size;
+    /* a map that is not a valid RESULT: only this element is refused */
+    msgpack_sbuffer_write(&elems, "\x81\xa1v\x02", 4);
+    m.attempt = 5;
+    assert_int_equal(proto_encode_result(&elems, &m, "\x80", 1), 0);
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(proto_encode_results(&sb, elems.data, elems.size, 3), 0);
+    proto_error_t err;
+    each_seen_t seen = {0};
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 8, each_record, &seen, &err),
+                     PROTO_OK);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(seen.bad, 1);
+    assert_string_equal(seen.first_error, "v: 2 is not a known version (1)");
+    assert_int_equal(seen.elems[0].len, one);
+    assert_memory_equal(seen.elems[0].ptr, elems.data, one);
+    assert_int_equal(seen.heads[0].attempt, 1);
+    assert_int_equal(seen.heads[2].attempt, 5);
+    /* the same as the head decode of each element on its own */
+    for (uint32_t i = 0; i < 3; i += 2) {
+        proto_result_t h;
+        assert_int_equal(proto_decode_result_head(seen.elems[i].ptr, seen.elems[i].len, 0, &h, &err),
+                         PROTO_OK);
+        assert_int_equal(h.attempt, seen.heads[i].attempt);
+        assert_true(h.job_id.ptr == seen.heads[i].job_id.ptr);
+    }
+    /* a refused message calls nobody */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size - 1, 0, 8, each_record, &seen,
+                                               &err),
+                     PROTO_ERR_MALFORMED);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 2, each_record, &seen, &err),
+                     PROTO_ERR_BATCH_TOO_LARGE);
+    assert_int_equal(seen.n, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* An element that is not a map is that element's error; the ones after
+     * it are still read, each with its exact bytes. */
+    msgpack_sbuffer_clear(&elems);
+    msgpack_sbuffer_write(&elems, "\x92\x01\xa1x", 4);
+    m.attempt = 9;
+    assert_int_equal(proto_encode_result(&elems, &m, "\x81\xa1k\x01", 4), 0);
+    msgpack_sbuffer_init(&sb);
+    /* the proto_encode_results contract wants a map first: build by hand */
+    msgpack_sbuffer_write(&sb, "\x81\xa7results\x92", 10);
+    msgpack_sbuffer_write(&sb, elems.data, elems.size);
+    memset(&seen, 0, sizeof seen);
+    proto_bytes_t items[4];
+    uint32_t n;
+    assert_int_equal(proto_decode_results(sb.data, sb.size, 0, items, 4, &n, &err),
+                     PROTO_ERR_NOT_MAP);
+    assert_int_equal(proto_decode_results_each(sb.data, sb.size, 0, 8, each_record, &seen, &err),
+                     PROTO_OK);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.bad, 1);
+    assert_string_equal(seen.first_error, "results[0]: expected a map, got an array");
+    assert_int_equal(seen.elems[0].len, 4);
+    assert_int_equal(seen.elems[1].len, elems.size - 4);
+    assert_memory_equal(seen.elems[1].ptr, elems.data + 4, elems.size - 4);
+    assert_int_equal(seen.heads[1].attempt, 9);
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&elems);
+}
+
+static void test_batches_are_validated(void **state)
+{
+    proto_bytes_t items[8];
+    uint32_t n = 7;
+    proto_error_t err;
+    static const struct {
+        const char *raw;
+        size_t len;
+        proto_err_t want;
+        const char *message;
+    } cases[] = {
+        {"\x81\xa4jobs\x90", 7, PROTO_ERR_BAD_VALUE, "jobs: empty, a JOBS carries 1..10000"},
+        {"\x81\xa4jobs\x80", 7, PROTO_ERR_WRONG_TYPE, "jobs: expected an array, got a map"},
+        {"\x81\xa4jobs\x92\x80\x01", 9, PROTO_ERR_NOT_MAP,
+         "jobs[1]: expected a map, got an integer"},
+        {"\x81\xa4jobs\xc0", 7, PROTO_ERR_MISSING_FIELD, "jobs: required field is missing"},
+        {"\x82\xa4jobs\x91\x80\xa4jobs\x91\x80", 15, PROTO_ERR_MALFORMED,
+         "body: duplicate key \"jobs\""},
+        {"\x81\x01\x91\x80", 4, PROTO_ERR_MALFORMED,
+         "body: key #0 is an integer; keys must be strings"},
+        {"\x91\x80", 2, PROTO_ERR_NOT_MAP, "body: expected a map, got an array"},
+        {"\x81\xa4jobs\xdd\xff\xff\xff\xff", 11, PROTO_ERR_MALFORMED, NULL}, /* bomb */
+        {"\x81\xa4jobs\x91\x81", 8, PROTO_ERR_MALFORMED, NULL},              /* truncated */
+        {"\x81\xa4jobs\x91\x80\x00", 9, PROTO_ERR_MALFORMED, NULL},          /* trailing */
+        {"", 0, PROTO_ERR_MALFORMED, NULL},
+        /* unknown keys are ignored; an element's own fields are not checked here */
+        {"\x82\xa1x\xc4\x00\xa4jobs\x91\x81\xa1z\x01", 15, PROTO_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proto_err_t rc = proto_decode_jobs(cases[i].raw, cases[i].len, 0, items, 8, &n, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu: got %s (%s)", i, proto_err_code(rc), err.message);
+        if (cases[i].message)
+            assert_string_equal(err.message, cases[i].message);
+        if (rc != PROTO_OK)
+            assert_int_equal(n, 0);
+    }
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].len, 4);
+    /* Nesting past the limit inside an element. */
+    char deep[48];
+    memcpy(deep, "\x81\xa4jobs\x91", 7);
+    memset(deep + 7, 0x91, 40);
+    deep[47] = 0x01;
+    assert_int_equal(proto_decode_jobs(deep, sizeof deep, 0, items, 8, &n, &err),
+                     PROTO_ERR_TOO_LARGE);
+    /* The size limit is checked first. */
+    assert_int_equal(proto_decode_results("\x81\xa7results\x91\x80", 11, 4, items, 8, &n, &err),
+                     PROTO_ERR_TOO_LARGE);
+    /* Every truncation of a valid RESULTS fails without reading past it. */
+    const char ok[] = "\x81\xa7results\x92\x81\xa1v\x01\x80";
+    for (size_t cut = 0; cut < sizeof ok - 1; cut++)
+        assert_int_not_equal(proto_decode_results(ok, cut, 0, items, 8, &n, &err), PROTO_OK);
+    assert_int_equal(proto_decode_results(ok, sizeof ok - 1, 0, items, 8, &n, &err), PROTO_OK);
+    assert_int_equal(n, 2);
+}
+
+static void test_submit_batch_results_flag(void **state)
+{
+    body_t *job = b_new();
+    b_job(job, "j1", 0);
+    const msgpack_sbuffer *maps[1] = {&job->sb};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    proto_submit_t m;
+    proto_error_t err;
+    /* Without it: the bytes of proto_encode_submit, and the flag reads 0. */
+    assert_int_equal(proto_encode_submit(&sb, 3, maps, 1), 0);
+    msgpack_sbuffer plain;
+    msgpack_sbuffer_init(&plain);
+    assert_int_equal(proto_encode_submit_opt(&plain, 3, 0, maps, 1), 0);
+    assert_int_equal(plain.size, sb.size);
+    assert_memory_equal(plain.data, sb.data, sb.size);
+    assert_int_equal(proto_decode_submit(dec, sb.data, sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.batch_results, 0);
+    msgpack_sbuffer_destroy(&plain);
+    msgpack_sbuffer_clear(&sb);
+    assert_int_equal(proto_encode_submit_opt(&sb, 3, 1, maps, 1), 0);
+    assert_int_equal(proto_decode_submit(dec, sb.data, sb.size, &m, &err), PROTO_OK);
+    assert_int_equal(m.batch_results, 1);
+    assert_int_equal(m.njobs, 1);
+    msgpack_sbuffer_destroy(&sb);
+    b_free(job);
+    /* Not a boolean: the whole SUBMIT is refused. */
+    body_t *b = submit_one_job_start(0);
+    msgpack_sbuffer_clear(&b->sb);
+    b_map(b, 2);
+    b_str(b, "jobs");
+    b_arr(b, 1);
+    b_job(b, "j1", 0);
+    b_ku(b, "batch_results", 1);
+    assert_int_equal(proto_decode_submit(dec, b->sb.data, b->sb.size, &m, &err),
+                     PROTO_ERR_WRONG_TYPE);
+    assert_string_equal(err.message, "batch_results: expected a boolean, got an integer");
+    b_free(b);
+}
+
 static void test_accepted_state_must_be_known(void **state)
 {
     body_t *b = b_new();
@@ -1384,6 +1863,7 @@ int main(void)
         cmocka_unit_test(test_ids_must_be_utf8_without_control_characters),
         cmocka_unit_test(test_ttr_ms_is_range_checked),
         cmocka_unit_test(test_responses_are_checked),
+        cmocka_unit_test(test_error_sentences_name_the_field_exactly),
         cmocka_unit_test(test_non_string_key_in_a_job_fails_only_that_job),
         cmocka_unit_test(test_unknown_keys_are_ignored),
         cmocka_unit_test(test_nil_optional_fields_count_as_absent),
@@ -1391,6 +1871,11 @@ int main(void)
         cmocka_unit_test(test_ready_is_validated),
         cmocka_unit_test(test_job_message_is_validated),
         cmocka_unit_test(test_result_is_validated),
+        cmocka_unit_test(test_result_head_reads_the_top_level_without_the_result_map),
+        cmocka_unit_test(test_jobs_and_results_slice_the_elements_unchanged),
+        cmocka_unit_test(test_batches_are_validated),
+        cmocka_unit_test(test_results_each_reads_every_element_like_the_head_decode),
+        cmocka_unit_test(test_submit_batch_results_flag),
         cmocka_unit_test(test_accepted_state_must_be_known),
         cmocka_unit_test(test_decoded_strings_outlive_the_callers_buffer),
         cmocka_unit_test(test_decoder_is_reusable_across_sizes),
