@@ -46,7 +46,8 @@ void broker_stop(void)
 /* A result received from a worker, waiting to be stored and emitted. */
 typedef struct pending_result {
     char job_id[PROTO_MAX_JOB_ID + 1];
-    char stream_id[QUEUE_STREAM_ID];
+    jentry_t *entry; /* journal entry recording the job, or NULL */
+    uint8_t held;    /* the broker held the job when the result came */
     uint8_t reply_to[QUEUE_MAX_IDENTITY];
     uint8_t reply_to_len;
     uint8_t is_error;
@@ -428,7 +429,7 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             continue;
         }
         memcpy(job->hash, it->resolved_hash, sizeof job->hash);
-        memcpy(job->stream_id, it->stream_id, sizeof job->stream_id);
+        job->entry = it->entry;
         job->accepted_us = now_us;
         job->ttr_ms = sj->ttr_ms;
         staged_msg_t *sm = &t->msgs[sj->msg];
@@ -447,7 +448,7 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             } else {
                 stage_reject(sj, "queue_full", "the queue is full: retry later");
             }
-            journal_forget(b->journal, it->stream_id);
+            journal_release(b->journal, it->entry);
         }
     }
 
@@ -585,7 +586,8 @@ static void result_accept(broker_t *b, const void *body, size_t len, const proto
     p->duration_us = r->duration_us;
     queue_job_t *job = queue_job_find(b->queue, r->job_id.ptr, r->job_id.len);
     if (job) {
-        memcpy(p->stream_id, job->stream_id, sizeof p->stream_id);
+        p->entry = job->entry;
+        p->held = 1;
         memcpy(p->reply_to, job->reply_to, job->reply_to_len);
         p->reply_to_len = job->reply_to_len;
         queue_job_finish(b->queue, job);
@@ -604,7 +606,8 @@ static void results_flush(broker_t *b)
     for (size_t i = 0; i < b->npending; i++) {
         items[i].job_id = b->pending[i].job_id;
         items[i].job_id_len = strlen(b->pending[i].job_id);
-        items[i].stream_id = b->pending[i].stream_id;
+        items[i].entry = b->pending[i].entry;
+        items[i].held = b->pending[i].held;
         items[i].event = b->pending[i].event;
         items[i].event_len = b->pending[i].event_len;
     }
@@ -771,7 +774,8 @@ static void work_drain(broker_t *b)
 
 static journal_entry_t job_entry(const queue_job_t *j)
 {
-    return (journal_entry_t){.stream_id = j->stream_id,
+    return (journal_entry_t){.entry = j->entry,
+                             .stream_id = j->entry ? j->entry->sid : "",
                              .job_id = j->id,
                              .job_id_len = j->id_len,
                              .hash = j->hash,
@@ -793,9 +797,7 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
     vsnprintf(j->last_reason, sizeof j->last_reason, fmt, ap);
     va_end(ap);
     journal_entry_t e = job_entry(j);
-    char sid[QUEUE_STREAM_ID];
-    if (journal_requeued(b->journal, &e, sid, sizeof sid) == 0)
-        snprintf(j->stream_id, sizeof j->stream_id, "%s", sid);
+    journal_requeued(b->journal, &e, &j->entry);
 }
 
 /* Give up on j after too many deliveries: dead-letter stream, and a
@@ -931,6 +933,7 @@ static void tick(broker_t *b)
     queue_expire(b->queue, now, on_ttr_expired, b);
     journal_ensure(b->journal, now);
     journal_sweep(b, now);
+    journal_flush(b->journal);
 }
 
 static void gauges(broker_t *b, metrics_gauges_t *g)
@@ -945,28 +948,25 @@ static void gauges(broker_t *b, metrics_gauges_t *g)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void recover_job(void *arg, const journal_entry_t *e);
+static int recover_job(void *arg, const journal_entry_t *e);
 
-/* During a sweep: an entry whose job is held under another entry is a
- * redundant copy; one whose job is not held at all was journaled without
- * the broker hearing of it (a reply lost with Redis): adopt it. */
-static void sweep_entry(void *arg, const journal_entry_t *e)
+/* During a sweep: an entry the broker holds no job under was journaled
+ * without the broker hearing of it (a reply lost with Redis), or outlived
+ * its jobs (an XDEL lost). Its jobs the broker holds under another entry
+ * are redundant copies; the others are adopted. */
+static int sweep_entry(void *arg, const journal_entry_t *e)
 {
     broker_t *b = arg;
-    queue_job_t *held = queue_job_find(b->queue, e->job_id, e->job_id_len);
-    if (held) {
-        if (strcmp(held->stream_id, e->stream_id) != 0) {
-            log_info("journal.orphan_removed", "job_id=%.*s stream_id=%s", (int)e->job_id_len,
-                     e->job_id, e->stream_id);
-            journal_forget(b->journal, e->stream_id);
-        }
-        return;
+    if (queue_job_find(b->queue, e->job_id, e->job_id_len)) {
+        log_info("journal.orphan_removed", "job_id=%.*s stream_id=%s", (int)e->job_id_len,
+                 e->job_id, e->stream_id);
+        return 0;
     }
     if (!queue_has_room(b->queue))
-        return;
+        return -1;
     log_warn("journal.orphan_adopted", "job_id=%.*s stream_id=%s", (int)e->job_id_len, e->job_id,
              e->stream_id);
-    recover_job(arg, e);
+    return recover_job(arg, e);
 }
 
 /* Walk the journal a page at a time, every few seconds, so entries the
@@ -979,18 +979,34 @@ static void journal_sweep(broker_t *b, int64_t now)
         return;
     b->next_sweep_ms = now + BROKER_SWEEP_MS;
     int at_end;
-    journal_scan(b->journal, b->sweep_cursor, sizeof b->sweep_cursor, 500, sweep_entry, b,
+    journal_scan(b->journal, b->sweep_cursor, sizeof b->sweep_cursor, 64, sweep_entry, b,
                  &at_end);
 }
 
-static void recover_job(void *arg, const journal_entry_t *e)
+/* Hold a journaled job (recovery, or adoption by a sweep). A job found in
+ * two entries (accepted in a batch, then journaled again with its attempts
+ * after a failed delivery) is held under the later one. */
+static int recover_job(void *arg, const journal_entry_t *e)
 {
     broker_t *b = arg;
+    queue_job_t *held = queue_job_find(b->queue, e->job_id, e->job_id_len);
+    if (held) {
+        if (held->entry == e->entry || held->state != QUEUE_JOB_QUEUED ||
+            e->attempts < held->failures)
+            return 0;
+        journal_release(b->journal, held->entry);
+        held->entry = e->entry;
+        held->attempt = held->failures = e->attempts;
+        if (e->attempts)
+            snprintf(held->last_reason, sizeof held->last_reason,
+                     "%u deliveries failed before a broker restart", e->attempts);
+        return 1;
+    }
     queue_job_t *job = queue_job_new(e->job_id, e->job_id_len, e->body, e->body_len);
     if (!job)
-        return;
+        return -1;
     snprintf(job->hash, sizeof job->hash, "%s", e->hash);
-    snprintf(job->stream_id, sizeof job->stream_id, "%s", e->stream_id);
+    job->entry = e->entry;
     job->accepted_us = e->accepted_us;
     job->attempt = e->attempts;
     job->failures = e->attempts;
@@ -1011,8 +1027,9 @@ static void recover_job(void *arg, const journal_entry_t *e)
     msgpack_unpacked_destroy(&u);
     if (queue_job_add(b->queue, job) != QUEUE_OK) {
         queue_job_free(job);
-        journal_forget(b->journal, e->stream_id);
+        return -1;
     }
+    return 1;
 }
 
 static void *bind_socket(broker_t *b, int type, int mandatory, char *ep, size_t epcap, char *err,
@@ -1066,7 +1083,8 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
                            .name = cfg->name,
                            .events_maxlen = cfg->events_maxlen,
                            .dedupe_ttl_s = cfg->dedupe_ttl_s,
-                           .timeout_ms = (int)cfg->redis_timeout_ms};
+                           .timeout_ms = (int)cfg->redis_timeout_ms,
+                           .no_journal = cfg->no_journal};
     b->journal = journal_new(&jc);
     b->ctx = zmq_ctx_new();
     if (!b->queue || !b->dec || !b->journal || !b->ctx) {

@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #define QUEUE_MAX_IDENTITY 255
-#define QUEUE_STREAM_ID 48
 
 typedef enum queue_err {
     QUEUE_OK = 0,
@@ -32,6 +31,7 @@ const char *queue_strerror(queue_err_t err);
 typedef enum queue_job_state { QUEUE_JOB_QUEUED = 0, QUEUE_JOB_RUNNING } queue_job_state_t;
 
 typedef struct queue_worker queue_worker_t;
+struct jentry;
 
 /* One job held by the broker. Plain data: the broker fills and reads it. */
 typedef struct queue_job {
@@ -41,7 +41,7 @@ typedef struct queue_job {
     uint32_t id_len;
     uint32_t hash_code; /* bucket hash of id */
     char hash[65];                        /* resolved rubric hash, "" when inline only */
-    char stream_id[QUEUE_STREAM_ID];      /* journal entry id */
+    struct jentry *entry;                 /* journal entry recording it (broker-owned) */
     uint64_t accepted_us;                 /* wall clock at acceptance */
     uint32_t attempt;                     /* deliveries so far */
     uint32_t failures;                    /* deliveries charged to the job itself */

@@ -140,7 +140,7 @@ class BrokerRestartTest(scl.ClusterTest):
              "--prefix", c.prefix, "submit", "--timeout", "60"] + files,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=scl.process_env(), text=True)
         r = c.redis_client()
-        scl.wait_for(lambda: r.call("XLEN", c.key("journal:main")) == 30, 20,
+        scl.wait_for(lambda: len(set(scl.journal_jobs(r, c.key("journal:main")))) == 30, 20,
                      "30 jobs journaled")
         c.broker.signal(signal.SIGKILL)
         c.broker.wait(5)
