@@ -20,6 +20,7 @@ typedef struct jentry {
     char sid[JENTRY_SID];
     uint32_t open; /* jobs held under this entry */
     uint32_t hash;
+    struct jentry *also; /* released with this one (set by the journal) */
     struct jentry *next; /* bucket chain (owned by jentry.c) */
 } jentry_t;
 

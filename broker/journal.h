@@ -4,9 +4,10 @@
  *
  * Every call that touches Redis works on a batch and costs one or two round
  * trips of pipelined commands, so the broker journals thousands of jobs per
- * loop turn. A batch is all-or-nothing from the broker's point of view: when
- * Redis cannot be reached the call returns -1 and nothing in the batch counts
- * as journaled or emitted; the broker retries or refuses.
+ * loop turn; calls do not block (see journal_io). A batch is all-or-nothing
+ * from the broker's point of view: when Redis cannot be reached the call
+ * fails and nothing in the batch counts as journaled or emitted; the broker
+ * retries or refuses.
  *
  * Keys (prefix P, broker name N):
  *  - P journal:N, a stream. One entry per journal_submit batch, fields
@@ -83,7 +84,9 @@ typedef struct journal_result_item {
     int held;          /* the broker held the job when its result came */
     const void *event; /* RESULT body */
     size_t event_len;
-    int first; /* out: 1 when this event won (was stored and emitted) */
+    int first; /* out: 1 when this event won (stored and streamed now), 2 when
+                  this very event was stored by an earlier try whose reply was
+                  lost, 0 when another event won */
 } journal_result_item_t;
 
 /* One job of the journal: a job to hold, or held, under an entry. */
@@ -106,7 +109,12 @@ typedef struct journal_entry {
  * must stay journaled (no room: the entry is kept for a later scan). */
 typedef int (*journal_recover_fn)(void *arg, const journal_entry_t *e);
 
+/* Called when an asynchronous call is over: ok 1 when Redis answered as
+ * expected, 0 when the connection was lost (or Redis refused) before. */
+typedef void (*journal_done_fn)(void *arg, int ok);
+
 journal_t *journal_new(const journal_config_t *cfg);
+/* Calls that are still waiting are ended first (done with ok 0). */
 void journal_destroy(journal_t **self_p);
 
 /* Connect now (used at start: failure is fatal there). 0 or -1 with err. */
@@ -115,41 +123,78 @@ int journal_connect(journal_t *j, char *err, size_t errlen);
 int journal_is_up(const journal_t *j);
 /* Whether jobs are journaled and results deduped (not --no-journal). */
 int journal_enabled(const journal_t *j);
+/* Drop the connection now; calls still waiting end with ok 0. */
+void journal_close(journal_t *j);
 /* When down, try to reconnect if the back-off delay has passed. Returns 1
  * when up afterwards. now_ms is monotonic. */
 int journal_ensure(journal_t *j, int64_t now_ms);
+/* Connections made so far (raised by every reconnect). */
+unsigned journal_epoch(const journal_t *j);
 /* The last error sentence. */
 const char *journal_error(const journal_t *j);
 
+/*
+ * The connection is non-blocking and pipelined: each call below appends its
+ * commands and returns; Redis's replies come back in order and are handled
+ * by journal_io, which calls each call's done function. The caller polls
+ * journal_fd (readable; writable too while journal_wants_write) and calls
+ * journal_io every loop turn. A call waiting longer than the command
+ * timeout, or a lost connection, ends every waiting call with ok 0.
+ */
+/* The socket to poll, or -1 when down. */
+int journal_fd(const journal_t *j);
+/* Whether commands wait to be written (poll for writable). */
+int journal_wants_write(const journal_t *j);
+/* Write what waits; when readable (poll said so), read what came and run
+ * the done functions; enforce the command timeout. */
+void journal_io(journal_t *j, int64_t now_ms, int readable);
+/* Calls waiting for Redis. */
+size_t journal_outstanding(const journal_t *j);
+/* Block until no call waits (or timeout_ms passed, or the connection is
+ * lost). 0 when none waits. */
+int journal_wait(journal_t *j, int timeout_ms);
+
 /* Journal a batch: one pipeline checks the done-set and resolves rubrics,
- * then one XADD journals the accepted jobs as one entry. 0 on success (each
- * item's outcome set), -1 when Redis is unavailable (nothing journaled). */
-int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *items, size_t n);
-/* Dedupe and emit a batch of events (one script: SET NX + XADD per event);
- * on success each item's entry is released. 0 (each item's first set) or -1. */
-int journal_complete(journal_t *j, journal_result_item_t *items, size_t n);
+ * then one XADD journals the accepted jobs as one entry. items must stay
+ * valid until done is called; on ok each item's outcome is set. Returns 0
+ * (done will be called, maybe before this returns), or -1 when Redis is
+ * unavailable (done is not called, nothing journaled). */
+int journal_submit(journal_t *j, uint64_t accepted_us, journal_submit_item_t *items, size_t n,
+                   journal_done_fn done, void *arg);
+/* Dedupe and emit a batch of events (one script: SET NX + XADD per event).
+ * items stay valid until done; on ok each item's first is set and its
+ * entry released. 0, or -1 when unavailable (done not called). */
+int journal_complete(journal_t *j, journal_result_item_t *items, size_t n, journal_done_fn done,
+                     void *arg);
 /* Record a failed delivery: the job is journaled again with its attempts
- * count (so a restarted broker still knows it) in an entry of its own, and
- * released from its old entry; *entry is updated. 0 or -1. */
+ * count (so a restarted broker still knows it) in an entry of its own;
+ * *entry is switched to it now, and the old entry released once Redis has
+ * stored the new one. 0, or -1 when unavailable. */
 int journal_requeued(journal_t *j, const journal_entry_t *e, jentry_t **entry);
 /* Move a job out of the journal into the dead-letter stream <prefix>dead
- * with the reason it was given up (its entry released). 0 or -1. */
-int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uint64_t dead_us);
+ * with the reason it was given up; on ok its entry is released. 0, or -1
+ * when unavailable (done not called). */
+int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uint64_t dead_us,
+                 journal_done_fn done, void *arg);
 /* The broker no longer holds a job under e (NULL: nothing). An entry left
- * with no job is deleted with the next round trip, or journal_flush. */
+ * with no job is deleted (an XDEL sent with the next call, or by
+ * journal_flush). */
 void journal_release(journal_t *j, jentry_t *e);
-/* Delete the entries released since the last round trip. Best effort. */
+/* Send the XDEL of the entries released since the last call. */
 void journal_flush(journal_t *j);
-/* Read up to count journal entries after *cursor (a stream id; "" = from
- * the start), skipping entries the broker holds jobs under, deleting
- * entries whose jobs are all done and calling fn for each job of the others
- * that is not done. An entry under which fn took no job is deleted. The
- * cursor advances; *at_end is set (and the cursor reset) when the end was
- * reached. Returns the jobs passed to fn, or -1. */
-long journal_scan(journal_t *j, char *cursor, size_t cap, size_t count, journal_recover_fn fn,
-                  void *arg, int *at_end);
-/* Replay the whole journal (journal_scan from the start to the end).
- * Returns jobs replayed, or -1. */
+/* Called when a scan page is over: the jobs passed to fn (-1: failed) and
+ * whether the end of the journal was reached. */
+typedef void (*journal_scan_done_fn)(void *arg, long jobs, int at_end);
+/* Read up to count journal entries after cursor (a stream id; "" = from
+ * the start; the buffer stays valid and is advanced), skipping entries the
+ * broker holds jobs under, deleting entries whose jobs are all done, and
+ * calling fn for each job of the others that is not done. An entry under
+ * which fn took no job is deleted (unless fn said -1). At the end the
+ * cursor is reset. 0 (done will be called), or -1 when unavailable. */
+int journal_scan(journal_t *j, char *cursor, size_t cap, size_t count, journal_recover_fn fn,
+                 void *arg, journal_scan_done_fn done, void *done_arg);
+/* Replay the whole journal (scan pages, waiting for each). Returns jobs
+ * replayed, or -1. */
 long journal_recover(journal_t *j, journal_recover_fn fn, void *arg);
 
 #endif

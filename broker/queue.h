@@ -28,7 +28,11 @@ typedef enum queue_err {
 
 const char *queue_strerror(queue_err_t err);
 
-typedef enum queue_job_state { QUEUE_JOB_QUEUED = 0, QUEUE_JOB_RUNNING } queue_job_state_t;
+typedef enum queue_job_state {
+    QUEUE_JOB_QUEUED = 0,
+    QUEUE_JOB_RUNNING,
+    QUEUE_JOB_DONE, /* off its worker, still held until Redis has stored its outcome */
+} queue_job_state_t;
 
 typedef struct queue_worker queue_worker_t;
 struct jentry;
@@ -97,9 +101,14 @@ queue_job_t *queue_job_find(const queue_t *q, const char *id, size_t id_len);
 queue_err_t queue_job_add(queue_t *q, queue_job_t *job);
 /* Whether one more job fits. */
 int queue_has_room(const queue_t *q);
-/* Put a RUNNING job back at the head of the FIFO (its worker loses it). */
+/* Put a RUNNING (its worker loses it) or DONE job back at the head of the FIFO. */
 void queue_job_requeue(queue_t *q, queue_job_t *job);
-/* Remove the job (QUEUED or RUNNING) and free it. */
+/* A RUNNING job's worker is done with it (its credit is free again), or a
+ * QUEUED job leaves the FIFO; the job stays held, DONE, until
+ * queue_job_finish. queue_job_requeue puts a
+ * DONE job back at the head of the FIFO. */
+void queue_job_done(queue_t *q, queue_job_t *job);
+/* Remove the job (any state) and free it. */
 void queue_job_finish(queue_t *q, queue_job_t *job);
 
 /* Register or refresh a worker by ROUTER identity; returns it (NULL on OOM). */

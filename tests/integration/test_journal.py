@@ -87,6 +87,67 @@ class BatchEntryTest(scl.ClusterTest):
         self.assertEqual(scored, sorted(set(ids) - set(done)), "each job scored exactly once")
 
 
+class RedisStallTest(scl.ClusterTest):
+
+    def test_redis_stalled_mid_run_every_job_scored_once(self):
+        # Redis frozen with commands in flight: the broker gives up on them
+        # after --redis-timeout, keeps results in memory, refuses new jobs,
+        # and once Redis answers again stores them; a result whose store
+        # went through before the freeze but whose answer was lost is still
+        # sent, once.
+        c = self.cluster(workers=1, broker_args=("--redis-timeout", "400"))
+        client = c.client()
+        jobs = jobs_for(300, "stall")
+        ids = [j["job_id"] for j in jobs]
+        got = scl.Collected()
+        for i in range(0, 270, 30):
+            client.submit_async(jobs[i:i + 30])
+        scl.wait_for(lambda: bool(self._pump(client, got)), 30, "the first results")
+        c.redis.proc.signal(signal.SIGSTOP)
+        try:
+            client.submit_async(jobs[270:])  # journaled while Redis is frozen: no answer
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                self._pump(client, got)
+        finally:
+            c.redis.proc.signal(signal.SIGCONT)
+        c.broker.wait_log("event=redis.lost", timeout=10)
+        # Jobs refused meanwhile are submitted again until accepted.
+        resent = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self._pump(client, got)
+            missing = [j for j in jobs if j["job_id"] not in got.results]
+            if not missing:
+                break
+            refused = [j for j in missing
+                       if len(got.rejected.get(j["job_id"], [])) > resent.get(j["job_id"], 0)]
+            for j in refused:
+                resent[j["job_id"]] = resent.get(j["job_id"], 0) + 1
+            if refused:
+                time.sleep(0.2)
+                client.submit_async(refused)
+        self._pump(client, got)
+        self.assertEqual(sorted(got.results), sorted(ids))
+        for jid in ids:
+            got.result(jid)  # exactly one RESULT each
+        r = c.redis_client()
+        scl.wait_for(lambda: r.call("XLEN", c.key("events")) == len(ids), 20, "an event per job")
+        events = r.call("XRANGE", c.key("events"), "-", "+")
+        self.assertEqual(sorted(e[1][1].decode() for e in events), sorted(ids),
+                         "one event per job in the stream")
+        scl.wait_for(lambda: r.call("XLEN", c.key("journal:main")) == 0, 20,
+                     "the journal emptied")
+
+    @staticmethod
+    def _pump(client, got):
+        n = 0
+        while (m := client.recv(0.05)) is not None:
+            got.add(m)
+            n += 1
+        return len(got.results)
+
+
 class NoJournalTest(scl.ClusterTest):
 
     def test_no_journal_writes_nothing_to_the_journal_and_results_still_flow(self):

@@ -101,7 +101,9 @@ class RunawayGradingTest(scl.ClusterTest):
         # Retry the first on a worker without the fault: it is scored once.
         for w in list(c.workers):
             c.stop_worker(w)
-        c.start_worker()
+        # Heartbeats as often as the broker's (100 ms, liveness 3): a worker
+        # on the default 1 s would be declared lost while it grades.
+        c.start_worker("--heartbeat", "100")
         retried = c.cli("dead", "retry", jobs[0]["job_id"])
         self.assertEqual(retried.rc, 0, retried)
         self.assertEqual(retried.json_lines()[0]["status"], "requeued")
