@@ -36,6 +36,8 @@
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
 #define BROKER_SWEEP_MS 60000          /* a journal sweep pass at least this often */
 #define BROKER_SWEEP_PAGE 16           /* journal entries read per sweep step */
+#define BROKER_STORE_BATCH 2048       /* results per batch handed to Redis */
+#define BROKER_STORE_BYTES (4u << 20)  /* event bytes per batch handed to Redis */
 #define BROKER_STORING_MAX 2           /* result batches waiting for Redis at a time */
 
 static volatile sig_atomic_t broker_stopping = 0;
@@ -74,6 +76,7 @@ struct broker {
     msgpack_sbuffer jobs; /* packed job maps of the SUBMITs being handled */
     pending_result_t *pending;
     size_t npending, cap_pending;
+    size_t pending_head; /* pending[pending_head..npending) wait; those before went to Redis */
     struct submit_turn *turn; /* the SUBMITs being journaled, when submit_busy */
     int submit_busy;          /* a journal_submit is waiting for Redis */
     size_t storing;           /* journal_complete batches waiting for Redis */
@@ -719,41 +722,58 @@ static void results_stored(void *arg, int ok)
     free(sb);
 }
 
-/* Hand the pending results to Redis as one batch (at most
- * BROKER_STORING_MAX batches wait for Redis at a time). */
+/* Hand the oldest pending results to Redis as one batch of at most
+ * BROKER_STORE_BATCH results or about BROKER_STORE_BYTES (a bigger one would
+ * keep Redis busy past the command timeout); at most BROKER_STORING_MAX
+ * batches wait for Redis at a time. */
 static void results_flush(broker_t *b)
 {
-    if (b->npending == 0 || !journal_is_up(b->journal) || b->storing >= BROKER_STORING_MAX)
+    size_t head = b->pending_head;
+    if (b->npending == head || !journal_is_up(b->journal) || b->storing >= BROKER_STORING_MAX)
         return;
+    size_t n = 0, bytes = 0;
+    while (head + n < b->npending && n < BROKER_STORE_BATCH &&
+           (n == 0 || bytes < BROKER_STORE_BYTES))
+        bytes += b->pending[head + n++].event_len;
     store_batch_t *sb = calloc(1, sizeof *sb);
-    journal_result_item_t *items = calloc(b->npending, sizeof *items);
-    if (!sb || !items) {
+    journal_result_item_t *items = calloc(n, sizeof *items);
+    pending_result_t *p = malloc(n * sizeof *p);
+    if (!sb || !items || !p) {
         free(sb);
         free(items);
+        free(p);
         return;
     }
-    for (size_t i = 0; i < b->npending; i++) {
-        items[i].job_id = b->pending[i].job_id;
-        items[i].job_id_len = strlen(b->pending[i].job_id);
-        items[i].entry = b->pending[i].entry;
-        items[i].held = b->pending[i].held;
-        items[i].event = b->pending[i].event;
-        items[i].event_len = b->pending[i].event_len;
+    memcpy(p, b->pending + head, n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        items[i].job_id = p[i].job_id;
+        items[i].job_id_len = strlen(p[i].job_id);
+        items[i].entry = p[i].entry;
+        items[i].held = p[i].held;
+        items[i].event = p[i].event;
+        items[i].event_len = p[i].event_len;
     }
-    *sb = (store_batch_t){.b = b, .p = b->pending, .items = items, .n = b->npending};
-    /* the batch takes the pending array; a new one starts empty */
-    b->pending = NULL;
-    b->npending = b->cap_pending = 0;
+    *sb = (store_batch_t){.b = b, .p = p, .items = items, .n = n};
     b->storing++;
-    if (journal_complete(b->journal, items, sb->n, results_stored, sb) != 0) {
+    if (journal_complete(b->journal, items, n, results_stored, sb) != 0) {
         b->storing--;
-        b->pending = sb->p;
-        b->npending = b->cap_pending = sb->n;
-        log_warn("results.unstored", "pending=%zu error=\"%s\"", b->npending,
+        log_warn("results.unstored", "pending=%zu error=\"%s\"", b->npending - head,
                  journal_error(b->journal));
         free(items);
+        free(p);
         free(sb);
+        return;
     }
+    /* the batch owns them now */
+    head += n;
+    if (head == b->npending) {
+        b->npending = head = 0;
+    } else if (head > b->npending / 2) {
+        memmove(b->pending, b->pending + head, (b->npending - head) * sizeof *b->pending);
+        b->npending -= head;
+        head = 0;
+    }
+    b->pending_head = head;
 }
 
 static void worker_send_simple(broker_t *b, queue_worker_t *w, proto_cmd_t cmd, const char *reason)
@@ -1081,7 +1101,7 @@ static void gauges(broker_t *b, metrics_gauges_t *g)
     g->running = queue_running(b->queue);
     g->workers = queue_workers(b->queue);
     g->capacity = queue_capacity(b->queue);
-    g->pending_emit = b->npending;
+    g->pending_emit = b->npending - b->pending_head;
     g->redis_up = journal_is_up(b->journal);
 }
 
@@ -1301,7 +1321,7 @@ void broker_destroy(broker_t **self_p)
     journal_destroy(&b->journal);
     queue_destroy(&b->queue);
     proto_decoder_destroy(&b->dec);
-    for (size_t i = 0; i < b->npending; i++)
+    for (size_t i = b->pending_head; i < b->npending; i++)
         free(b->pending[i].event);
     free(b->pending);
     msgpack_sbuffer_destroy(&b->out);
