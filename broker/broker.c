@@ -34,7 +34,11 @@
 #define BROKER_READ_BURST 256    /* messages read per socket per turn */
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
-#define BROKER_SWEEP_MS 5000           /* journal sweep interval */
+#define BROKER_SWEEP_MS 60000          /* a journal sweep pass at least this often */
+#define BROKER_SWEEP_PAGE 16           /* journal entries read per sweep step */
+#define BROKER_STORE_BATCH 2048       /* results per batch handed to Redis */
+#define BROKER_STORE_BYTES (4u << 20)  /* event bytes per batch handed to Redis */
+#define BROKER_STORING_MAX 2           /* result batches waiting for Redis at a time */
 /* Deliveries, charged or not, per --max-attempts before a job is given up:
  * bounds a job that kills every worker before it says anything (never
  * charged, see worker_charge_lost). */
@@ -63,7 +67,9 @@ typedef struct outbox {
 
 typedef struct pending_result {
     char job_id[PROTO_MAX_JOB_ID + 1];
-    char stream_id[QUEUE_STREAM_ID];
+    jentry_t *entry; /* journal entry recording the job, or NULL */
+    uint8_t held;    /* the broker held the job when the result came */
+    uint8_t retried; /* an earlier try to store it got no answer */
     uint8_t reply_to[QUEUE_MAX_IDENTITY];
     uint8_t reply_to_len;
     uint8_t batch_results; /* the submitter takes RESULTS messages */
@@ -90,9 +96,15 @@ struct broker {
     size_t npending, cap_pending;
     outbox_t job_boxes[BROKER_BOXES], reply_boxes[BROKER_BOXES];
     size_t njob_boxes, nreply_boxes;
+    size_t pending_head; /* pending[pending_head..npending) wait; those before went to Redis */
+    struct submit_turn *turn; /* the SUBMITs being journaled, when submit_busy */
+    int submit_busy;          /* a journal_submit is waiting for Redis */
+    size_t storing;           /* journal_complete batches waiting for Redis */
+    int sweeping;             /* a journal_scan page is waiting for Redis */
     int64_t next_tick_ms;
     int64_t next_sweep_ms;
     char sweep_cursor[64];
+    unsigned swept_epoch; /* the Redis connection the last sweep pass began on */
     int64_t stop_deadline_ms;
     int draining;
 };
@@ -254,6 +266,7 @@ typedef struct staged_msg {
 } staged_msg_t;
 
 typedef struct submit_turn {
+    uint64_t now_us; /* acceptance time of the turn's jobs */
     staged_msg_t *msgs;
     size_t nmsgs, cap_msgs;
     staged_job_t *jobs;
@@ -348,7 +361,7 @@ static void submit_stage(broker_t *b, submit_turn_t *t, frames_t *fr, int first)
         queue_job_t *held = queue_job_find(b->queue, pj->job_id.ptr, pj->job_id.len);
         if (held) {
             sj->duplicate = 1;
-            sj->state = held->state == QUEUE_JOB_RUNNING ? PROTO_STATE_RUNNING : PROTO_STATE_QUEUED;
+            sj->state = held->state == QUEUE_JOB_QUEUED ? PROTO_STATE_QUEUED : PROTO_STATE_RUNNING;
             /* The newest submitter is the one waiting: results go there. */
             memcpy(held->reply_to, identity, id_len);
             held->reply_to_len = (uint8_t)id_len;
@@ -394,9 +407,22 @@ static void submit_stage(broker_t *b, submit_turn_t *t, frames_t *fr, int first)
 /* Journal what was staged, then answer every SUBMIT of the turn: one
  * ACCEPTED listing its accepted jobs in order, one REJECTED listing the
  * refused ones, then the stored RESULT of every job that was already done. */
+static void submit_answer(broker_t *b, submit_turn_t *t, int journaled);
+static void submit_turn_end(broker_t *b, submit_turn_t *t);
+
+static void submit_journaled(void *arg, int ok)
+{
+    broker_t *b = arg;
+    b->submit_busy = 0;
+    submit_answer(b, b->turn, ok);
+    submit_turn_end(b, b->turn);
+}
+
+/* Journal what was staged (asynchronously: submit_journaled answers when
+ * Redis has), or answer now when nothing needs Redis. */
 static void submit_finish(broker_t *b, submit_turn_t *t)
 {
-    uint64_t now_us = clock_wall_us();
+    t->now_us = clock_wall_us();
     for (size_t i = 0; i < t->njobs; i++) {
         staged_job_t *sj = &t->jobs[i];
         if (sj->journal_index >= 0) {
@@ -404,7 +430,20 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             t->items[sj->journal_index].body_len = sj->body_len;
         }
     }
-    int journaled = t->nitems == 0 || journal_submit(b->journal, now_us, t->items, t->nitems) == 0;
+    if (t->nitems) {
+        b->submit_busy = 1;
+        if (journal_submit(b->journal, t->now_us, t->items, t->nitems, submit_journaled, b) == 0)
+            return;
+        b->submit_busy = 0;
+    }
+    submit_answer(b, t, t->nitems == 0);
+    submit_turn_end(b, t);
+}
+
+/* Answer every SUBMIT of the turn once its jobs are journaled (or not). */
+static void submit_answer(broker_t *b, submit_turn_t *t, int journaled)
+{
+    uint64_t now_us = t->now_us;
     if (!journaled)
         log_warn("submit.unjournaled", "jobs=%zu error=\"%s\"", t->nitems,
                  journal_error(b->journal));
@@ -451,7 +490,7 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             continue;
         }
         memcpy(job->hash, it->resolved_hash, sizeof job->hash);
-        memcpy(job->stream_id, it->stream_id, sizeof job->stream_id);
+        job->entry = it->entry;
         job->accepted_us = now_us;
         job->ttr_ms = sj->ttr_ms;
         staged_msg_t *sm = &t->msgs[sj->msg];
@@ -471,7 +510,7 @@ static void submit_finish(broker_t *b, submit_turn_t *t)
             } else {
                 stage_reject(sj, "queue_full", "the queue is full: retry later");
             }
-            journal_forget(b->journal, it->stream_id);
+            journal_release(b->journal, it->entry);
         }
     }
 
@@ -573,10 +612,19 @@ static void submit_drain(broker_t *b, submit_turn_t *t)
         if (turn_bytes > BROKER_TURN_BYTES)
             break;
     }
+    t->nframes = nframes;
     if (t->nmsgs)
-        submit_finish(b, t);
-    for (size_t i = 0; i < nframes; i++)
+        submit_finish(b, t); /* ends the turn, now or when Redis answers */
+    else
+        submit_turn_end(b, t);
+}
+
+/* The turn's SUBMITs are answered: close their frames. */
+static void submit_turn_end(broker_t *b, submit_turn_t *t)
+{
+    for (size_t i = 0; i < t->nframes; i++)
         frames_close(&t->frames[i]);
+    t->nframes = 0;
     /* Big batches leave big buffers behind: give them back. */
     for (size_t i = 0; i < t->ndecoders; i++)
         proto_decoder_trim(t->decoders[i], 256 * 1024);
@@ -588,8 +636,9 @@ static void submit_drain(broker_t *b, submit_turn_t *t)
 
 /* ---- work side -------------------------------------------------------- */
 
-/* Keep a received RESULT until it is stored; the job leaves the queue now,
- * freeing its worker's credit. */
+/* Keep a received RESULT until it is stored; the job is DONE now, which
+ * frees its worker's credit, and stays held (a resubmission is a duplicate)
+ * until Redis has stored the result. */
 static void result_accept(broker_t *b, const void *body, size_t len, const proto_result_t *r)
 {
     b->pending = grow(b->pending, &b->cap_pending, b->npending + 1, sizeof *b->pending);
@@ -608,12 +657,13 @@ static void result_accept(broker_t *b, const void *body, size_t len, const proto
     p->started_us = r->started_us;
     p->duration_us = r->duration_us;
     queue_job_t *job = queue_job_find(b->queue, r->job_id.ptr, r->job_id.len);
-    if (job) {
-        memcpy(p->stream_id, job->stream_id, sizeof p->stream_id);
+    if (job && job->state != QUEUE_JOB_DONE) {
+        p->entry = job->entry;
+        p->held = 1;
         memcpy(p->reply_to, job->reply_to, job->reply_to_len);
         p->reply_to_len = job->reply_to_len;
         p->batch_results = job->batch_results;
-        queue_job_finish(b->queue, job);
+        queue_job_done(b->queue, job);
     }
     b->npending++;
 }
@@ -701,31 +751,57 @@ static void replies_flush(broker_t *b)
     b->nreply_boxes = 0;
 }
 
-/* Store and emit pending results (one Redis round trip). */
-static void results_flush(broker_t *b)
+/* Results handed to Redis together (journal_complete). */
+typedef struct store_batch {
+    broker_t *b;
+    pending_result_t *p;
+    journal_result_item_t *items;
+    size_t n;
+} store_batch_t;
+
+/* Redis answered a batch: emit the winners, finish their jobs; or, when
+ * Redis was lost, keep the results to store them again. */
+static void results_stored(void *arg, int ok)
 {
-    if (b->npending == 0 || !journal_is_up(b->journal))
-        return;
-    journal_result_item_t *items = calloc(b->npending, sizeof *items);
-    if (!items)
-        return;
-    for (size_t i = 0; i < b->npending; i++) {
-        items[i].job_id = b->pending[i].job_id;
-        items[i].job_id_len = strlen(b->pending[i].job_id);
-        items[i].stream_id = b->pending[i].stream_id;
-        items[i].event = b->pending[i].event;
-        items[i].event_len = b->pending[i].event_len;
-    }
-    if (journal_complete(b->journal, items, b->npending) != 0) {
-        log_warn("results.unstored", "pending=%zu error=\"%s\"", b->npending,
+    store_batch_t *sb = arg;
+    broker_t *b = sb->b;
+    b->storing--;
+    if (!ok) {
+        log_warn("results.unstored", "results=%zu error=\"%s\"", sb->n,
                  journal_error(b->journal));
-        free(items);
+        pending_result_t *np = grow(b->pending, &b->cap_pending, b->npending + sb->n,
+                                    sizeof *b->pending);
+        if (np) {
+            b->pending = np;
+            for (size_t i = 0; i < sb->n; i++)
+                sb->p[i].retried = 1;
+            memcpy(b->pending + b->npending, sb->p, sb->n * sizeof *sb->p);
+            b->npending += sb->n;
+        } else {
+            for (size_t i = 0; i < sb->n; i++)
+                free(sb->p[i].event);
+        }
+        free(sb->p);
+        free(sb->items);
+        free(sb);
         return;
     }
     uint64_t now_us = clock_wall_us();
-    for (size_t i = 0; i < b->npending; i++) {
-        pending_result_t *p = &b->pending[i];
-        if (items[i].first) {
+    for (size_t i = 0; i < sb->n; i++) {
+        pending_result_t *p = &sb->p[i];
+        queue_job_t *job = NULL;
+        if (p->held) {
+            job = queue_job_find(b->queue, p->job_id, strlen(p->job_id));
+            if (job && job->state != QUEUE_JOB_DONE)
+                job = NULL;
+            if (job) { /* the newest submitter of the id is the one waiting */
+                memcpy(p->reply_to, job->reply_to, job->reply_to_len);
+                p->reply_to_len = job->reply_to_len;
+                p->batch_results = job->batch_results;
+            }
+        }
+        /* 2: stored by a try whose answer was lost, so never emitted yet */
+        if (sb->items[i].first == 1 || (sb->items[i].first == 2 && p->retried)) {
             if (p->reply_to_len)
                 reply_result(b, p);
             zmq_send(b->events, PROTO_SIGNATURE, PROTO_SIGNATURE_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -742,13 +818,71 @@ static void results_flush(broker_t *b)
                 metrics_observe(&b->m.end_to_end, now_us - p->accepted_us);
         } else {
             b->m.results_duplicate++;
-            log_debug("result.duplicate", "job_id=%s", p->job_id);
+            log_debug("result.duplicate", "job_id=%s outcome=%d retried=%d", p->job_id,
+                      sb->items[i].first, p->retried);
         }
+        if (job)
+            queue_job_finish(b->queue, job);
         free(p->event);
     }
     replies_flush(b);
-    b->npending = 0;
-    free(items);
+    free(sb->p);
+    free(sb->items);
+    free(sb);
+}
+
+/* Hand the oldest pending results to Redis as one batch of at most
+ * BROKER_STORE_BATCH results or about BROKER_STORE_BYTES (a bigger one would
+ * keep Redis busy past the command timeout); at most BROKER_STORING_MAX
+ * batches wait for Redis at a time. */
+static void results_flush(broker_t *b)
+{
+    size_t head = b->pending_head;
+    if (b->npending == head || !journal_is_up(b->journal) || b->storing >= BROKER_STORING_MAX)
+        return;
+    size_t n = 0, bytes = 0;
+    while (head + n < b->npending && n < BROKER_STORE_BATCH &&
+           (n == 0 || bytes < BROKER_STORE_BYTES))
+        bytes += b->pending[head + n++].event_len;
+    store_batch_t *sb = calloc(1, sizeof *sb);
+    journal_result_item_t *items = calloc(n, sizeof *items);
+    pending_result_t *p = malloc(n * sizeof *p);
+    if (!sb || !items || !p) {
+        free(sb);
+        free(items);
+        free(p);
+        return;
+    }
+    memcpy(p, b->pending + head, n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        items[i].job_id = p[i].job_id;
+        items[i].job_id_len = strlen(p[i].job_id);
+        items[i].entry = p[i].entry;
+        items[i].held = p[i].held;
+        items[i].event = p[i].event;
+        items[i].event_len = p[i].event_len;
+    }
+    *sb = (store_batch_t){.b = b, .p = p, .items = items, .n = n};
+    b->storing++;
+    if (journal_complete(b->journal, items, n, results_stored, sb) != 0) {
+        b->storing--;
+        log_warn("results.unstored", "pending=%zu error=\"%s\"", b->npending - head,
+                 journal_error(b->journal));
+        free(items);
+        free(p);
+        free(sb);
+        return;
+    }
+    /* the batch owns them now */
+    head += n;
+    if (head == b->npending) {
+        b->npending = head = 0;
+    } else if (head > b->npending / 2) {
+        memmove(b->pending, b->pending + head, (b->npending - head) * sizeof *b->pending);
+        b->npending -= head;
+        head = 0;
+    }
+    b->pending_head = head;
 }
 
 /* Returns send_to_worker's result (0 when the body could not be encoded). */
@@ -929,7 +1063,8 @@ static void work_drain(broker_t *b)
 
 static journal_entry_t job_entry(const queue_job_t *j)
 {
-    return (journal_entry_t){.stream_id = j->stream_id,
+    return (journal_entry_t){.entry = j->entry,
+                             .stream_id = j->entry ? j->entry->sid : "",
                              .job_id = j->id,
                              .job_id_len = j->id_len,
                              .hash = j->hash,
@@ -951,36 +1086,36 @@ static void delivery_failed(broker_t *b, queue_job_t *j, const char *fmt, ...)
     vsnprintf(j->last_reason, sizeof j->last_reason, fmt, ap);
     va_end(ap);
     journal_entry_t e = job_entry(j);
-    char sid[QUEUE_STREAM_ID];
-    if (journal_requeued(b->journal, &e, sid, sizeof sid) == 0)
-        snprintf(j->stream_id, sizeof j->stream_id, "%s", sid);
+    journal_requeued(b->journal, &e, &j->entry);
 }
 
 /* Give up on j after too many deliveries: dead-letter stream, and a
  * REJECTED dead_letter to its submitter. No score event is emitted. */
-static void dead_letter(broker_t *b, queue_job_t *j)
-{
+/* A dead-lettering waiting for Redis; the job is held DONE meanwhile. */
+typedef struct dead_call {
+    broker_t *b;
+    queue_job_t *job;
     char reason[300];
-    if (j->failures >= b->cfg.max_attempts)
-        snprintf(reason, sizeof reason, "%u deliveries failed; last: %s", j->failures,
-                 j->last_reason[0] ? j->last_reason : "unknown");
-    else
-        snprintf(reason, sizeof reason, "delivered %u times without a result; last: %s",
-                 j->attempt - 1, j->last_reason[0] ? j->last_reason : "unknown");
-    journal_entry_t e = job_entry(j);
-    if (journal_dead(b->journal, &e, reason, clock_wall_us()) != 0) {
+} dead_call_t;
+
+static void dead_lettered(void *arg, int ok)
+{
+    dead_call_t *dc = arg;
+    broker_t *b = dc->b;
+    queue_job_t *j = dc->job;
+    if (!ok) {
         /* Not stored: keep the job; it is retried when Redis is back. */
-        j->attempt--;
         queue_job_requeue(b->queue, j);
+        free(dc);
         return;
     }
     b->m.dead_letters++;
     log_warn("job.dead_letter", "job_id=%s failures=%u reason=\"%s\"", j->id, j->failures,
-             reason);
+             dc->reason);
     if (j->reply_to_len) {
         proto_rejected_job_t rj = {.job_id = proto_str(j->id),
                                    .code = proto_str("dead_letter"),
-                                   .message = proto_str(reason)};
+                                   .message = proto_str(dc->reason)};
         proto_rejected_t r = {.code = proto_str("job_errors"),
                               .message = proto_str("a job was given up: see jobs[]"),
                               .njobs = 1,
@@ -991,6 +1126,33 @@ static void dead_letter(broker_t *b, queue_job_t *j)
                         b->out.data, b->out.size);
     }
     queue_job_finish(b->queue, j);
+    free(dc);
+}
+
+static void dead_letter(broker_t *b, queue_job_t *j)
+{
+    /* queue_dispatch counted a delivery that does not happen */
+    j->attempt--;
+    dead_call_t *dc = calloc(1, sizeof *dc);
+    if (!dc) {
+        queue_job_requeue(b->queue, j);
+        return;
+    }
+    dc->b = b;
+    dc->job = j;
+    if (j->failures >= b->cfg.max_attempts)
+        snprintf(dc->reason, sizeof dc->reason, "%u deliveries failed; last: %s", j->failures,
+                 j->last_reason[0] ? j->last_reason : "unknown");
+    else
+        snprintf(dc->reason, sizeof dc->reason, "delivered %u times without a result; last: %s",
+                 j->attempt, j->last_reason[0] ? j->last_reason : "unknown");
+    journal_entry_t e = job_entry(j);
+    if (journal_dead(b->journal, &e, dc->reason, clock_wall_us(), dead_lettered, dc) != 0) {
+        queue_job_requeue(b->queue, j);
+        free(dc);
+        return;
+    }
+    queue_job_done(b->queue, j);
 }
 
 /* A send to worker w failed: 1 when its connection is gone (it is removed,
@@ -1193,6 +1355,7 @@ static void tick(broker_t *b)
     queue_expire(b->queue, now, on_ttr_expired, b);
     journal_ensure(b->journal, now);
     journal_sweep(b, now);
+    journal_flush(b->journal);
 }
 
 static void gauges(broker_t *b, metrics_gauges_t *g)
@@ -1201,58 +1364,87 @@ static void gauges(broker_t *b, metrics_gauges_t *g)
     g->running = queue_running(b->queue);
     g->workers = queue_workers(b->queue);
     g->capacity = queue_capacity(b->queue);
-    g->pending_emit = b->npending;
+    g->pending_emit = b->npending - b->pending_head;
     g->redis_up = journal_is_up(b->journal);
 }
 
 /* ---- life cycle ------------------------------------------------------- */
 
-static void recover_job(void *arg, const journal_entry_t *e);
+static int recover_job(void *arg, const journal_entry_t *e);
 
-/* During a sweep: an entry whose job is held under another entry is a
- * redundant copy; one whose job is not held at all was journaled without
- * the broker hearing of it (a reply lost with Redis): adopt it. */
-static void sweep_entry(void *arg, const journal_entry_t *e)
+/* During a sweep: an entry the broker holds no job under was journaled
+ * without the broker hearing of it (a reply lost with Redis), or outlived
+ * its jobs (an XDEL lost). Its jobs the broker holds under another entry
+ * are redundant copies; the others are adopted. */
+static int sweep_entry(void *arg, const journal_entry_t *e)
+{
+    broker_t *b = arg;
+    if (queue_job_find(b->queue, e->job_id, e->job_id_len)) {
+        log_info("journal.orphan_removed", "job_id=%.*s stream_id=%s", (int)e->job_id_len,
+                 e->job_id, e->stream_id);
+        return 0;
+    }
+    if (!queue_has_room(b->queue))
+        return -1;
+    log_warn("journal.orphan_adopted", "job_id=%.*s stream_id=%s", (int)e->job_id_len, e->job_id,
+             e->stream_id);
+    return recover_job(arg, e);
+}
+
+static void sweep_done(void *arg, long jobs, int at_end)
+{
+    broker_t *b = arg;
+    (void)jobs;
+    b->sweeping = 0;
+    if (at_end) /* the pass is over; the next one in BROKER_SWEEP_MS */
+        b->next_sweep_ms = clock_mono_ms() + BROKER_SWEEP_MS;
+}
+
+/* Walk the journal a page per tick, in a pass after every reconnect to
+ * Redis (a reply lost with the connection may have left an entry the broker
+ * does not know) and at least every BROKER_SWEEP_MS, so that entries the
+ * broker holds no job under are deleted or their jobs adopted. Entries the
+ * broker knows are skipped without being judged. */
+static void journal_sweep(broker_t *b, int64_t now)
+{
+    if (!journal_is_up(b->journal) || b->sweeping)
+        return;
+    unsigned epoch = journal_epoch(b->journal);
+    int in_pass = b->sweep_cursor[0] != '\0';
+    if (!in_pass && epoch == b->swept_epoch && now < b->next_sweep_ms)
+        return;
+    if (!in_pass)
+        b->swept_epoch = epoch;
+    b->sweeping = 1;
+    if (journal_scan(b->journal, b->sweep_cursor, sizeof b->sweep_cursor, BROKER_SWEEP_PAGE,
+                     sweep_entry, b, sweep_done, b) != 0)
+        b->sweeping = 0;
+}
+
+/* Hold a journaled job (recovery, or adoption by a sweep). A job found in
+ * two entries (accepted in a batch, then journaled again with its attempts
+ * after a failed delivery) is held under the later one. */
+static int recover_job(void *arg, const journal_entry_t *e)
 {
     broker_t *b = arg;
     queue_job_t *held = queue_job_find(b->queue, e->job_id, e->job_id_len);
     if (held) {
-        if (strcmp(held->stream_id, e->stream_id) != 0) {
-            log_info("journal.orphan_removed", "job_id=%.*s stream_id=%s", (int)e->job_id_len,
-                     e->job_id, e->stream_id);
-            journal_forget(b->journal, e->stream_id);
-        }
-        return;
+        if (held->entry == e->entry || held->state != QUEUE_JOB_QUEUED ||
+            e->attempts < held->failures)
+            return 0;
+        journal_release(b->journal, held->entry);
+        held->entry = e->entry;
+        held->attempt = held->failures = e->attempts;
+        if (e->attempts)
+            snprintf(held->last_reason, sizeof held->last_reason,
+                     "%u deliveries failed before a broker restart", e->attempts);
+        return 1;
     }
-    if (!queue_has_room(b->queue))
-        return;
-    log_warn("journal.orphan_adopted", "job_id=%.*s stream_id=%s", (int)e->job_id_len, e->job_id,
-             e->stream_id);
-    recover_job(arg, e);
-}
-
-/* Walk the journal a page at a time, every few seconds, so entries the
- * broker does not hold are cleaned up or adopted while it runs. */
-static void journal_sweep(broker_t *b, int64_t now)
-{
-    /* Results waiting to be stored have left the queue but not the
-     * journal: not a moment to judge journal entries. */
-    if (now < b->next_sweep_ms || !journal_is_up(b->journal) || b->npending)
-        return;
-    b->next_sweep_ms = now + BROKER_SWEEP_MS;
-    int at_end;
-    journal_scan(b->journal, b->sweep_cursor, sizeof b->sweep_cursor, 500, sweep_entry, b,
-                 &at_end);
-}
-
-static void recover_job(void *arg, const journal_entry_t *e)
-{
-    broker_t *b = arg;
     queue_job_t *job = queue_job_new(e->job_id, e->job_id_len, e->body, e->body_len);
     if (!job)
-        return;
+        return -1;
     snprintf(job->hash, sizeof job->hash, "%s", e->hash);
-    snprintf(job->stream_id, sizeof job->stream_id, "%s", e->stream_id);
+    job->entry = e->entry;
     job->accepted_us = e->accepted_us;
     job->attempt = e->attempts;
     job->failures = e->attempts;
@@ -1273,8 +1465,9 @@ static void recover_job(void *arg, const journal_entry_t *e)
     msgpack_unpacked_destroy(&u);
     if (queue_job_add(b->queue, job) != QUEUE_OK) {
         queue_job_free(job);
-        journal_forget(b->journal, e->stream_id);
+        return -1;
     }
+    return 1;
 }
 
 static void *bind_socket(broker_t *b, int type, int mandatory, char *ep, size_t epcap, char *err,
@@ -1328,7 +1521,8 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
                            .name = cfg->name,
                            .events_maxlen = cfg->events_maxlen,
                            .dedupe_ttl_s = cfg->dedupe_ttl_s,
-                           .timeout_ms = (int)cfg->redis_timeout_ms};
+                           .timeout_ms = (int)cfg->redis_timeout_ms,
+                           .no_journal = cfg->no_journal};
     b->journal = journal_new(&jc);
     b->ctx = zmq_ctx_new();
     if (!b->queue || !b->dec || !b->journal || !b->ctx) {
@@ -1353,6 +1547,8 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen, int *
     }
     if (n > 0)
         log_info("journal.recovered", "jobs=%ld", n);
+    b->swept_epoch = journal_epoch(b->journal); /* recovery read it all */
+    b->next_sweep_ms = clock_mono_ms() + BROKER_SWEEP_MS;
     if (!(b->submit = bind_socket(b, ZMQ_ROUTER, 0, b->cfg.submit_ep, sizeof b->cfg.submit_ep,
                                   err, errlen)) ||
         !(b->work = bind_socket(b, ZMQ_ROUTER, 1, b->cfg.work_ep, sizeof b->cfg.work_ep, err,
@@ -1390,7 +1586,7 @@ void broker_destroy(broker_t **self_p)
     proto_decoder_destroy(&b->dec);
     outboxes_free(b->job_boxes);
     outboxes_free(b->reply_boxes);
-    for (size_t i = 0; i < b->npending; i++)
+    for (size_t i = b->pending_head; i < b->npending; i++)
         free(b->pending[i].event);
     free(b->pending);
     msgpack_sbuffer_destroy(&b->out);
@@ -1424,10 +1620,12 @@ int broker_run(broker_t *b)
             submit_turn_free(&t);
             return 1;
         }
+    b->turn = &t;
     log_info("broker.ready",
-             "submit=%s work=%s events=%s redis=%s prefix=%s max_queue=%llu queued=%zu",
+             "submit=%s work=%s events=%s redis=%s prefix=%s max_queue=%llu queued=%zu journal=%s",
              b->cfg.submit_ep, b->cfg.work_ep, b->cfg.events_ep, b->cfg.redis_text, b->cfg.prefix,
-             (unsigned long long)b->cfg.max_queue, queue_jobs(b->queue));
+             (unsigned long long)b->cfg.max_queue, queue_jobs(b->queue),
+             journal_enabled(b->journal) ? "on" : "off");
     for (;;) {
         if (broker_stopping && !b->draining) {
             b->draining = 1;
@@ -1439,41 +1637,65 @@ int broker_run(broker_t *b)
                 worker_send_simple(b, w, PROTO_CMD_DISCONNECT, "shutting_down");
             }
         }
-        if (b->draining && ((queue_running(b->queue) == 0 && b->npending == 0) ||
+        if (b->draining && ((queue_running(b->queue) == 0 && b->npending == 0 &&
+                             b->storing == 0 && !b->submit_busy) ||
                             clock_mono_ms() >= b->stop_deadline_ms))
             break;
-        zmq_pollitem_t items[4] = {{b->submit, 0, ZMQ_POLLIN, 0},
-                                   {b->work, 0, ZMQ_POLLIN, 0},
-                                   {NULL, b->http ? metrics_http_fd(b->http) : -1, ZMQ_POLLIN, 0}};
-        int nitems = b->http ? 3 : 2;
-        /* Stop reading new submissions while too many results wait for Redis. */
-        if (b->npending > BROKER_PENDING_MAX)
+        zmq_pollitem_t items[4] = {{b->submit, 0, ZMQ_POLLIN, 0}, {b->work, 0, ZMQ_POLLIN, 0}};
+        int nitems = 2, jidx = -1, hidx = -1;
+        int jfd = journal_fd(b->journal);
+        if (jfd >= 0) {
+            short ev = ZMQ_POLLIN | (journal_wants_write(b->journal) ? ZMQ_POLLOUT : 0);
+            items[nitems] = (zmq_pollitem_t){NULL, jfd, ev, 0};
+            jidx = nitems++;
+        }
+        if (b->http) {
+            items[nitems] = (zmq_pollitem_t){NULL, metrics_http_fd(b->http), ZMQ_POLLIN, 0};
+            hidx = nitems++;
+        }
+        /* Stop reading new submissions while too many results wait for
+         * Redis, and while the last turn's SUBMITs are being journaled. */
+        if (b->npending > BROKER_PENDING_MAX || b->submit_busy)
             items[0].events = 0;
         long timeout = (long)b->cfg.heartbeat_ms / 4;
-        if (b->npending && journal_is_up(b->journal))
+        if (b->npending && journal_is_up(b->journal) && b->storing < BROKER_STORING_MAX)
             timeout = 0;
         int rc = zmq_poll(items, nitems, timeout);
         if (rc < 0 && errno != EINTR) {
             log_error("broker.poll", "error=\"%s\"", zmq_strerror(errno));
             break;
         }
+        /* Redis's replies first: they answer submitters and free results. */
+        journal_io(b->journal, clock_mono_ms(),
+                   jidx >= 0 && (items[jidx].revents & (ZMQ_POLLIN | ZMQ_POLLERR)));
         if (items[1].revents & ZMQ_POLLIN)
             work_drain(b);
-        if (items[0].revents & ZMQ_POLLIN)
+        if ((items[0].revents & ZMQ_POLLIN) && !b->submit_busy)
             submit_drain(b, &t);
         results_flush(b);
         if (!b->draining)
             dispatch(b);
-        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN)) {
+        if (hidx >= 0 && (items[hidx].revents & ZMQ_POLLIN)) {
             metrics_gauges_t g;
             gauges(b, &g);
             metrics_http_serve(b->http, &b->m, &g);
         }
         tick(b);
+        /* Send what this turn appended without waiting for the next poll. */
+        journal_flush(b->journal);
+        journal_io(b->journal, clock_mono_ms(), 0);
     }
-    results_flush(b);
+    /* Store what is left, within the Redis timeout. */
+    int64_t end = clock_mono_ms() + (int64_t)b->cfg.redis_timeout_ms;
+    while ((b->npending || b->storing || b->submit_busy) && journal_is_up(b->journal) &&
+           clock_mono_ms() < end) {
+        results_flush(b);
+        journal_wait(b->journal, 100);
+    }
+    journal_close(b->journal); /* ends anything still waiting */
     log_info("broker.stopped", "queued=%zu running=%zu unstored=%zu", queue_waiting(b->queue),
              queue_running(b->queue), b->npending);
+    b->turn = NULL;
     submit_turn_free(&t);
     return 0;
 }

@@ -39,6 +39,7 @@ typedef struct broker_config {
     uint64_t dedupe_ttl_s;
     uint64_t grace_ms;
     uint64_t redis_timeout_ms;
+    int no_journal; /* 1: no journal and no done-set (--no-journal) */
 } broker_config_t;
 
 typedef struct broker broker_t;

@@ -53,6 +53,11 @@ static const char USAGE[] =
     "                       (default 5000)                             [SCORELINE_GRACE_MS]\n"
     "  --redis-timeout MS   Redis connect/command timeout (default 2000)\n"
     "                                                                   [SCORELINE_REDIS_TIMEOUT_MS]\n"
+    "  --no-journal         no journal and no dedupe: faster, but a broker crash or\n"
+    "                       restart loses queued and running jobs, and a job\n"
+    "                       submitted again after it was scored is graded again\n"
+    "                       (score events still reach the submitter, PUB and the\n"
+    "                       <prefix>events stream)       [SCORELINE_NO_JOURNAL=1]\n"
     "  --log-level LEVEL    debug, info, warn, error (default info)     [SCORELINE_LOG_LEVEL]\n"
     "  -h, --help           show this help and exit\n"
     "  -V, --version        show the version and exit\n"
@@ -90,7 +95,7 @@ int main(int argc, char **argv)
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_NAME, OPT_SUBMIT, OPT_WORK, OPT_EVENTS, OPT_METRICS,
         OPT_MAX_QUEUE, OPT_MAX_MESSAGE, OPT_HEARTBEAT, OPT_LIVENESS, OPT_TTR, OPT_MAX_ATTEMPTS, OPT_EVENTS_MAXLEN,
-        OPT_DEDUPE_TTL, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL
+        OPT_DEDUPE_TTL, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL, OPT_NO_JOURNAL
     };
     static const struct option opts[] = {
         {"redis", required_argument, 0, OPT_REDIS},
@@ -111,6 +116,7 @@ int main(int argc, char **argv)
         {"grace", required_argument, 0, OPT_GRACE},
         {"redis-timeout", required_argument, 0, OPT_REDIS_TIMEOUT},
         {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+        {"no-journal", no_argument, 0, OPT_NO_JOURNAL},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0}};
@@ -133,6 +139,7 @@ int main(int argc, char **argv)
     const char *grace = config_env("SCORELINE_GRACE_MS", "5000");
     const char *redis_timeout = config_env("SCORELINE_REDIS_TIMEOUT_MS", "2000");
     const char *log_level = config_env("SCORELINE_LOG_LEVEL", "info");
+    const char *no_journal = config_env("SCORELINE_NO_JOURNAL", "0");
 
     int c;
     opterr = 0;
@@ -156,6 +163,7 @@ int main(int argc, char **argv)
         case OPT_GRACE: grace = optarg; break;
         case OPT_REDIS_TIMEOUT: redis_timeout = optarg; break;
         case OPT_LOG_LEVEL: log_level = optarg; break;
+        case OPT_NO_JOURNAL: no_journal = "1"; break;
         case 'h': fputs(USAGE, stdout); return 0;
         case 'V': printf("scoreline-broker 0.1.0 (%s)\n", GRADING_ENGINE); return 0;
         case ':': {
@@ -216,6 +224,14 @@ int main(int argc, char **argv)
         number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
         number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms))
         return 2;
+
+    if (strcmp(no_journal, "1") == 0 || strcmp(no_journal, "true") == 0)
+        cfg.no_journal = 1;
+    else if (strcmp(no_journal, "0") != 0 && strcmp(no_journal, "false") != 0 && *no_journal)
+        return fail("SCORELINE_NO_JOURNAL: expected 1, true, 0 or false");
+    if (cfg.no_journal)
+        log_warn("broker.no_journal", "reason=\"--no-journal: jobs are not journaled and results "
+                 "not deduped; a broker restart loses queued and running jobs\"");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -256,6 +256,11 @@ queue_err_t queue_job_add(queue_t *q, queue_job_t *job)
 
 void queue_job_requeue(queue_t *q, queue_job_t *job)
 {
+    if (job->state == QUEUE_JOB_DONE) {
+        job->state = QUEUE_JOB_QUEUED;
+        fifo_push_head(q, job);
+        return;
+    }
     if (job->state != QUEUE_JOB_RUNNING)
         return;
     running_unlink(job->worker, job);
@@ -265,13 +270,26 @@ void queue_job_requeue(queue_t *q, queue_job_t *job)
     fifo_push_head(q, job);
 }
 
+void queue_job_done(queue_t *q, queue_job_t *job)
+{
+    if (job->state == QUEUE_JOB_RUNNING) {
+        running_unlink(job->worker, job);
+        job->worker->jobs_done++;
+        q->nrunning--;
+    } else if (job->state == QUEUE_JOB_QUEUED) {
+        fifo_unlink(q, job);
+    }
+    job->worker = NULL;
+    job->state = QUEUE_JOB_DONE;
+}
+
 void queue_job_finish(queue_t *q, queue_job_t *job)
 {
     if (job->state == QUEUE_JOB_RUNNING) {
         running_unlink(job->worker, job);
         job->worker->jobs_done++;
         q->nrunning--;
-    } else {
+    } else if (job->state == QUEUE_JOB_QUEUED) {
         fifo_unlink(q, job);
     }
     queue_job_t **pp = &q->buckets[job->hash_code & (q->nbuckets - 1)];

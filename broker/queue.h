@@ -18,7 +18,6 @@
 #include <stdint.h>
 
 #define QUEUE_MAX_IDENTITY 255
-#define QUEUE_STREAM_ID 48
 
 typedef enum queue_err {
     QUEUE_OK = 0,
@@ -29,9 +28,14 @@ typedef enum queue_err {
 
 const char *queue_strerror(queue_err_t err);
 
-typedef enum queue_job_state { QUEUE_JOB_QUEUED = 0, QUEUE_JOB_RUNNING } queue_job_state_t;
+typedef enum queue_job_state {
+    QUEUE_JOB_QUEUED = 0,
+    QUEUE_JOB_RUNNING,
+    QUEUE_JOB_DONE, /* off its worker, still held until Redis has stored its outcome */
+} queue_job_state_t;
 
 typedef struct queue_worker queue_worker_t;
+struct jentry;
 
 /* One job held by the broker. Plain data: the broker fills and reads it. */
 typedef struct queue_job {
@@ -41,7 +45,7 @@ typedef struct queue_job {
     uint32_t id_len;
     uint32_t hash_code; /* bucket hash of id */
     char hash[65];                        /* resolved rubric hash, "" when inline only */
-    char stream_id[QUEUE_STREAM_ID];      /* journal entry id */
+    struct jentry *entry;                 /* journal entry recording it (broker-owned) */
     uint64_t accepted_us;                 /* wall clock at acceptance */
     uint32_t attempt;                     /* deliveries so far */
     uint32_t failures;                    /* deliveries charged to the job itself */
@@ -100,9 +104,14 @@ queue_job_t *queue_job_find(const queue_t *q, const char *id, size_t id_len);
 queue_err_t queue_job_add(queue_t *q, queue_job_t *job);
 /* Whether one more job fits. */
 int queue_has_room(const queue_t *q);
-/* Put a RUNNING job back at the head of the FIFO (its worker loses it). */
+/* Put a RUNNING (its worker loses it) or DONE job back at the head of the FIFO. */
 void queue_job_requeue(queue_t *q, queue_job_t *job);
-/* Remove the job (QUEUED or RUNNING) and free it. */
+/* A RUNNING job's worker is done with it (its credit is free again), or a
+ * QUEUED job leaves the FIFO; the job stays held, DONE, until
+ * queue_job_finish. queue_job_requeue puts a
+ * DONE job back at the head of the FIFO. */
+void queue_job_done(queue_t *q, queue_job_t *job);
+/* Remove the job (any state) and free it. */
 void queue_job_finish(queue_t *q, queue_job_t *job);
 
 /* Register or refresh a worker by ROUTER identity; returns it (NULL on OOM). */

@@ -345,6 +345,22 @@ class RedisServer:
 
 # ---- the SCL1 client --------------------------------------------------------
 
+def journal_jobs(redis, key):
+    """Job ids recorded in a journal stream (an entry holds the jobs of one
+    accepted batch in field j: msgpack arrays [job_id, hash, job, attempts]
+    one after the other)."""
+    out = []
+    for _sid, fields in redis.call("XRANGE", key, "-", "+") or []:
+        f = dict(zip(fields[::2], fields[1::2]))
+        if b"j" in f:
+            u = msgpack.Unpacker(raw=False)
+            u.feed(f[b"j"])
+            out += [rec[0] for rec in u]
+        elif b"job_id" in f:
+            out.append(f[b"job_id"].decode())
+    return out
+
+
 def brief(body):
     """An event without its (long) result, for assertion messages."""
     if isinstance(body, dict):

@@ -212,9 +212,63 @@ static void test_table_grows_and_finds_every_job(void **state)
     queue_destroy(&q);
 }
 
+static void test_done_job_frees_credit_and_stays_held_until_finished(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new(100);
+    queue_worker_t *w = make_worker(q, "w1", 1);
+    assert_int_equal(queue_job_add(q, make_job("a")), QUEUE_OK);
+    assert_int_equal(queue_job_add(q, make_job("b")), QUEUE_OK);
+    queue_job_t *a = queue_dispatch(q, 0);
+    assert_string_equal(a->id, "a");
+    assert_null(queue_dispatch(q, 0)); /* credit 1, used */
+    queue_job_done(q, a);
+    assert_int_equal(a->state, QUEUE_JOB_DONE);
+    assert_int_equal(w->inflight, 0);
+    assert_int_equal(queue_running(q), 0);
+    assert_int_equal(queue_jobs(q), 2);
+    assert_ptr_equal(queue_job_find(q, "a", 1), a); /* still held: a resubmission is a duplicate */
+    queue_job_t *again = make_job("a");
+    assert_int_equal(queue_job_add(q, again), QUEUE_ERR_DUPLICATE);
+    queue_job_free(again);
+    queue_job_t *b = queue_dispatch(q, 0); /* the credit is free again */
+    assert_string_equal(b->id, "b");
+    /* a worker lost now does not take the DONE job back */
+    assert_int_equal(queue_worker_remove(q, w), 1);
+    assert_int_equal(queue_waiting(q), 1);
+    queue_job_finish(q, a);
+    assert_null(queue_job_find(q, "a", 1));
+    assert_int_equal(queue_jobs(q), 1);
+    queue_destroy(&q);
+}
+
+static void test_done_job_requeued_goes_to_the_head(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new(100);
+    make_worker(q, "w1", 1);
+    assert_int_equal(queue_job_add(q, make_job("a")), QUEUE_OK);
+    assert_int_equal(queue_job_add(q, make_job("b")), QUEUE_OK);
+    queue_job_t *a = queue_dispatch(q, 0);
+    queue_job_done(q, a); /* e.g. being dead-lettered when Redis goes away */
+    queue_job_requeue(q, a);
+    assert_int_equal(a->state, QUEUE_JOB_QUEUED);
+    assert_int_equal(queue_waiting(q), 2);
+    assert_string_equal(queue_dispatch(q, 0)->id, "a");
+    /* a QUEUED job can be made DONE too (a late result) and leaves the FIFO */
+    queue_job_t *b = queue_job_find(q, "b", 1);
+    queue_job_done(q, b);
+    assert_int_equal(queue_waiting(q), 0);
+    queue_job_finish(q, b);
+    assert_int_equal(queue_jobs(q), 1);
+    queue_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_done_job_frees_credit_and_stays_held_until_finished),
+        cmocka_unit_test(test_done_job_requeued_goes_to_the_head),
         cmocka_unit_test(test_jobs_are_dispatched_in_fifo_order),
         cmocka_unit_test(test_worker_never_holds_more_than_its_credit),
         cmocka_unit_test(test_draining_worker_gets_no_jobs),
