@@ -39,7 +39,7 @@
 #include <zmq.h>
 
 #define LOADGEN_MAX_CONN 256
-#define LOADGEN_MAX_ATTEMPTS 64
+#define LOADGEN_MAX_ATTEMPTS 256
 
 enum job_state { JOB_UNSENT = 0, JOB_SENT, JOB_ACCEPTED, JOB_DONE, JOB_REJECTED };
 
