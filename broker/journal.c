@@ -1187,6 +1187,24 @@ static int obj_str(const msgpack_object *o, const char **p, size_t *len)
     return -1;
 }
 
+/* A zeroed slot for one more job of entry `index` in *jobs, or NULL when
+ * memory runs out. */
+static scan_job_t *scan_job_add(scan_job_t **jobs, size_t *njobs, size_t *cap, size_t index)
+{
+    if (*njobs == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        scan_job_t *p = realloc(*jobs, nc * sizeof *p);
+        if (!p)
+            return NULL;
+        *jobs = p;
+        *cap = nc;
+    }
+    scan_job_t *s = &(*jobs)[(*njobs)++];
+    memset(s, 0, sizeof *s);
+    s->entry = index;
+    return s;
+}
+
 /* The jobs of one entry (either form) appended to *jobs. Returns how many,
  * or -1 when the entry cannot be read. */
 static long entry_jobs(const redisReply *fields, size_t index, msgpack_zone *zone,
@@ -1204,17 +1222,9 @@ static long entry_jobs(const redisReply *fields, size_t index, msgpack_zone *zon
         const redisReply *att = entry_field(fields, "attempts");
         if (!id || !hash || !ac || !job)
             return -1;
-        if (*njobs == *cap) {
-            size_t nc = *cap ? *cap * 2 : 256;
-            scan_job_t *p = realloc(*jobs, nc * sizeof *p);
-            if (!p)
-                return -1;
-            *jobs = p;
-            *cap = nc;
-        }
-        scan_job_t *s = &(*jobs)[(*njobs)++];
-        memset(s, 0, sizeof *s);
-        s->entry = index;
+        scan_job_t *s = scan_job_add(jobs, njobs, cap, index);
+        if (!s)
+            return -1;
         snprintf(s->hash, sizeof s->hash, "%.*s", (int)hash->len, hash->str);
         s->e = (journal_entry_t){.job_id = id->str,
                                  .job_id_len = id->len,
@@ -1242,17 +1252,9 @@ static long entry_jobs(const redisReply *fields, size_t index, msgpack_zone *zon
             obj_str(&f[2], &body, &body_len) || f[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
             hash_len >= 65)
             return -1;
-        if (*njobs == *cap) {
-            size_t nc = *cap ? *cap * 2 : 256;
-            scan_job_t *p = realloc(*jobs, nc * sizeof *p);
-            if (!p)
-                return -1;
-            *jobs = p;
-            *cap = nc;
-        }
-        scan_job_t *s = &(*jobs)[(*njobs)++];
-        memset(s, 0, sizeof *s);
-        s->entry = index;
+        scan_job_t *s = scan_job_add(jobs, njobs, cap, index);
+        if (!s)
+            return -1;
         memcpy(s->hash, hash, hash_len);
         s->hash[hash_len] = '\0';
         s->e = (journal_entry_t){.job_id = id,
