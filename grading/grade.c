@@ -215,7 +215,7 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     }
     if (head.oom || body.oom)
         goto out;
-    sha256_t *h = sha256_begin(c->r->sha256_md);
+    sha256_t *h = sha256_begin();
     if (!h)
         goto out;
     sha256_update(h, head.data, head.len);

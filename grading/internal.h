@@ -170,18 +170,15 @@ bool t_pack(tnode_t *n, tbuf_t *b);
 
 /* ---- SHA-256 (sha256.c) ---- */
 /* OpenSSL's libcrypto, which uses the CPU's SHA extensions where there are
- * some. A context is made per use; md is the fetched SHA-256 the rubric
- * holds (NULL fetches it per call). */
+ * some. A context is made per use. */
 typedef struct sha256 sha256_t;
-sha256_t *sha256_begin(const void *md);
+sha256_t *sha256_begin(void);
 void sha256_update(sha256_t *h, const void *p, size_t n);
 /* Finish, write 64 lowercase hex digits and a NUL to hex, free h. False on
  * failure (h freed all the same). */
 bool sha256_end(sha256_t *h, char hex[65]);
 /* SHA-256 of p[0..n) in hex. */
-bool sha256_hex(const void *md, const void *p, size_t n, char hex[65]);
-void *sha256_md_fetch(void);
-void sha256_md_free(void *md);
+bool sha256_hex(const void *p, size_t n, char hex[65]);
 
 /* ---- exact decimals ---- */
 /* value = m * 10^e, normalised: m has no trailing zero digits, m == 0 => e == 0,
@@ -397,7 +394,6 @@ struct grading_rubric {
     uint8_t *canonical;
     size_t canonical_len;
     char hash[65];
-    void *sha256_md;           /* the fetched SHA-256 (sha256.c), for digests */
     stem_table_t *known_stems; /* the stems of the rubric's own words */
     void *pcre_mctx;           /* pcre2_match_context_8 with limits; read-only once built */
     void **patterns;           /* compiled pcre2_code_8, freed with the rubric */

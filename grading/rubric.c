@@ -488,8 +488,7 @@ static grading_err_t compile(json_t *root, grading_rubric_t **out, grading_error
     }
     r->canonical = cb.data;
     r->canonical_len = cb.len;
-    r->sha256_md = sha256_md_fetch();
-    if (!r->sha256_md || !sha256_hex(r->sha256_md, r->canonical, r->canonical_len, r->hash)) {
+    if (!sha256_hex(r->canonical, r->canonical_len, r->hash)) {
         rc = GRADING_ERR_NOMEM;
         goto done;
     }
@@ -622,7 +621,6 @@ void grading_rubric_destroy(grading_rubric_t **self_p)
     free(r->patterns);
     pcre2_match_context_free(r->pcre_mctx);
     free(r->canonical);
-    sha256_md_free(r->sha256_md);
     stem_table_free(r->known_stems);
     for (size_t i = 0; r->items && i < r->n_items; i++)
         lexicon_free(r->items[i].lexicon);
