@@ -286,6 +286,28 @@ static void test_golden_digests(void **state)
     free(here);
 }
 
+/* Every sample attempt graded by r and by r2 gives the same bytes. */
+static void assert_same_bytes_for_every_attempt(const grading_rubric_t *r,
+                                                const grading_rubric_t *r2)
+{
+    attempts_t at;
+    attempts_load(&at);
+    for (size_t i = 0; i < at.n; i++) {
+        tg_msg_t m;
+        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
+        grading_result_t a, b;
+        grading_error_t e;
+        assert_int_equal(grading_grade(r, o, &a, &e), GRADING_OK);
+        assert_int_equal(grading_grade(r2, o, &b, &e), GRADING_OK);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        grading_result_free(&a);
+        grading_result_free(&b);
+        tg_msg_free(&m);
+    }
+    attempts_free(&at);
+}
+
 static void test_every_item_type_round_trips_canonical_form(void **state)
 {
     grading_rubric_t *r = tg_load_file("rubrics/csm-smb/csm-smb.json");
@@ -298,21 +320,7 @@ static void test_every_item_type_round_trips_canonical_form(void **state)
         fail_msg("%s: %s", e.path, e.message);
     assert_string_equal(grading_rubric_hash(r), grading_rubric_hash(r2));
     /* and the reloaded rubric grades to the same bytes */
-    attempts_t at;
-    attempts_load(&at);
-    for (size_t i = 0; i < at.n; i++) {
-        tg_msg_t m;
-        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
-        grading_result_t a, b;
-        assert_int_equal(grading_grade(r, o, &a, &e), GRADING_OK);
-        assert_int_equal(grading_grade(r2, o, &b, &e), GRADING_OK);
-        assert_int_equal(a.len, b.len);
-        assert_memory_equal(a.data, b.data, a.len);
-        grading_result_free(&a);
-        grading_result_free(&b);
-        tg_msg_free(&m);
-    }
-    attempts_free(&at);
+    assert_same_bytes_for_every_attempt(r, r2);
     grading_rubric_destroy(&r);
     grading_rubric_destroy(&r2);
 }
@@ -328,22 +336,7 @@ static void test_interpreter_and_jit_grade_the_same_bytes(void **state)
     unsetenv("SCORELINE_PCRE2_JIT");
     assert_non_null(jit);
     assert_non_null(interp);
-    attempts_t at;
-    attempts_load(&at);
-    for (size_t i = 0; i < at.n; i++) {
-        tg_msg_t m;
-        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
-        grading_result_t a, b;
-        grading_error_t e;
-        assert_int_equal(grading_grade(jit, o, &a, &e), GRADING_OK);
-        assert_int_equal(grading_grade(interp, o, &b, &e), GRADING_OK);
-        assert_int_equal(a.len, b.len);
-        assert_memory_equal(a.data, b.data, a.len);
-        grading_result_free(&a);
-        grading_result_free(&b);
-        tg_msg_free(&m);
-    }
-    attempts_free(&at);
+    assert_same_bytes_for_every_attempt(jit, interp);
     grading_rubric_destroy(&jit);
     grading_rubric_destroy(&interp);
 }
