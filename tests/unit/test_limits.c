@@ -660,6 +660,21 @@ static void test_msgpack_rubric_declaring_more_than_it_holds_is_refused(void **s
     assert_string_equal(grading_err_code(e.code), "invalid_rubric");
 }
 
+/* An empty map key: msgpack-c hands it over with a NULL pointer, which the
+ * converter must not pass to memchr or memcpy (fuzz_rubric_msgpack found it
+ * under UBSan). It is refused like any key the rubric does not know. */
+static void test_msgpack_rubric_with_an_empty_key_is_refused_cleanly(void **state)
+{
+    (void)state;
+    static const uint8_t empty_key[] = {0x81, 0xa0, 0x01}; /* {"": 1} */
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    grading_err_t rc = grading_rubric_load_msgpack(empty_key, sizeof empty_key, &r, &e);
+    assert_int_equal(rc, GRADING_ERR_INVALID_RUBRIC);
+    assert_null(r);
+    assert_true(e.message[0] != '\0');
+}
+
 static void test_text_of_1_mib_plus_1_is_limit_exceeded(void **state)
 {
     grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
@@ -1692,6 +1707,7 @@ int main(void)
         cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_limit_exceeded),
         cmocka_unit_test(test_deeply_nested_rubric_json_and_msgpack_are_refused),
         cmocka_unit_test(test_msgpack_rubric_declaring_more_than_it_holds_is_refused),
+        cmocka_unit_test(test_msgpack_rubric_with_an_empty_key_is_refused_cleanly),
         cmocka_unit_test(test_text_of_1_mib_plus_1_is_limit_exceeded),
         cmocka_unit_test(test_lists_longer_than_their_limit_are_limit_exceeded),
         cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
