@@ -4,12 +4,12 @@
  */
 #include "broker/broker.h"
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "grading/grading.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,33 +65,9 @@ static const char USAGE[] =
     "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 on bad flags or\n"
     "configuration, 3 when Redis cannot be reached at start.\n";
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    broker_stop();
-}
-
-static int fail(const char *msg)
-{
-    fprintf(stderr, "scoreline-broker: %s\n", msg);
-    fprintf(stderr, "Try 'scoreline-broker --help'.\n");
-    return 2;
-}
-
-/* Parse a numeric option value (flag text or environment) into *out. */
-static int number(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char err[160], msg[256];
-    if (config_parse_u64(text, min, max, out, err, sizeof err) != 0) {
-        snprintf(msg, sizeof msg, "%s: %s", flag, err);
-        fail(msg);
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    cli_init("scoreline-broker");
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_NAME, OPT_SUBMIT, OPT_WORK, OPT_EVENTS, OPT_METRICS,
         OPT_MAX_QUEUE, OPT_MAX_MESSAGE, OPT_HEARTBEAT, OPT_LIVENESS, OPT_TTR, OPT_MAX_ATTEMPTS, OPT_EVENTS_MAXLEN,
@@ -166,42 +142,30 @@ int main(int argc, char **argv)
         case OPT_NO_JOURNAL: no_journal = "1"; break;
         case 'h': fputs(USAGE, stdout); return 0;
         case 'V': printf("scoreline-broker 0.1.0 (%s)\n", GRADING_ENGINE); return 0;
-        case ':': {
-            char msg[128];
-            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
-            return fail(msg);
-        }
-        default: {
-            char msg[128];
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return fail(msg);
-        }
+        default: return cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
-        return fail(msg);
-    }
+    if (cli_no_operands(argc, argv))
+        return 2;
 
     broker_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     char err[512];
     int level = log_level_parse(log_level);
     if (level < 0)
-        return fail("--log-level: expected debug, info, warn or error");
+        return cli_fail("--log-level: expected debug, info, warn or error");
     log_init("broker", (log_level_t)level);
     if (redis_url_parse(redis, &cfg.redis, err, sizeof err) != 0)
-        return fail(err);
+        return cli_fail(err);
     snprintf(cfg.redis_text, sizeof cfg.redis_text, "%s", "");
     redis_url_describe(&cfg.redis, cfg.redis_text, sizeof cfg.redis_text);
     if (!*prefix || strlen(prefix) >= sizeof cfg.prefix)
-        return fail("--prefix: must be 1..127 bytes");
+        return cli_fail("--prefix: must be 1..127 bytes");
     if (!*name || strlen(name) >= sizeof cfg.name || strpbrk(name, " \t\r\n"))
-        return fail("--name: must be 1..63 bytes without spaces");
+        return cli_fail("--name: must be 1..63 bytes without spaces");
     if (strlen(submit) >= sizeof cfg.submit_ep || strlen(work) >= sizeof cfg.work_ep ||
         strlen(events) >= sizeof cfg.events_ep)
-        return fail("an endpoint is too long");
+        return cli_fail("an endpoint is too long");
     snprintf(cfg.prefix, sizeof cfg.prefix, "%s", prefix);
     snprintf(cfg.name, sizeof cfg.name, "%s", name);
     snprintf(cfg.submit_ep, sizeof cfg.submit_ep, "%s", submit);
@@ -211,34 +175,29 @@ int main(int argc, char **argv)
                                          &cfg.metrics_port, err, sizeof err) != 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "--metrics: %s", err);
-        return fail(msg);
+        return cli_fail(msg);
     }
-    if (number("--max-queue", max_queue, 1, 100000000, &cfg.max_queue) ||
-        number("--max-message", max_message, 1024, 256u << 20, &cfg.max_message) ||
-        number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
-        number("--liveness", liveness, 1, 100, &cfg.liveness) ||
-        number("--ttr", ttr, 1, 3600000, &cfg.ttr_ms) ||
-        number("--max-attempts", max_attempts, 1, 1000, &cfg.max_attempts) ||
-        number("--events-maxlen", events_maxlen, 1, UINT32_MAX, &cfg.events_maxlen) ||
-        number("--dedupe-ttl", dedupe_ttl, 1, 31536000, &cfg.dedupe_ttl_s) ||
-        number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
-        number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms))
+    if (cli_number("--max-queue", max_queue, 1, 100000000, &cfg.max_queue) ||
+        cli_number("--max-message", max_message, 1024, 256u << 20, &cfg.max_message) ||
+        cli_number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
+        cli_number("--liveness", liveness, 1, 100, &cfg.liveness) ||
+        cli_number("--ttr", ttr, 1, 3600000, &cfg.ttr_ms) ||
+        cli_number("--max-attempts", max_attempts, 1, 1000, &cfg.max_attempts) ||
+        cli_number("--events-maxlen", events_maxlen, 1, UINT32_MAX, &cfg.events_maxlen) ||
+        cli_number("--dedupe-ttl", dedupe_ttl, 1, 31536000, &cfg.dedupe_ttl_s) ||
+        cli_number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
+        cli_number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms))
         return 2;
 
     if (strcmp(no_journal, "1") == 0 || strcmp(no_journal, "true") == 0)
         cfg.no_journal = 1;
     else if (strcmp(no_journal, "0") != 0 && strcmp(no_journal, "false") != 0 && *no_journal)
-        return fail("SCORELINE_NO_JOURNAL: expected 1, true, 0 or false");
+        return cli_fail("SCORELINE_NO_JOURNAL: expected 1, true, 0 or false");
     if (cfg.no_journal)
         log_warn("broker.no_journal", "reason=\"--no-journal: jobs are not journaled and results "
                  "not deduped; a broker restart loses queued and running jobs\"");
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_stop_on_signals(broker_stop);
 
     int code;
     broker_t *b = broker_new(&cfg, err, sizeof err, &code);

@@ -100,9 +100,15 @@ static grading_err_t grade_items(grade_ctx_t *c, const msgpack_object **resp_for
         if (rc != GRADING_OK)
             return rc;
         if (ctx_over_budget(c)) {
-            err_set(err, GRADING_ERR_LIMIT, path,
-                    "grading needs more than %u matching steps; the limit is %u",
-                    GRADING_WORK_BUDGET, GRADING_WORK_BUDGET);
+            if (c->budget_pattern)
+                err_set(err, GRADING_ERR_LIMIT, path,
+                        "grading needs more than %u matching steps; the limit is %u (pattern %s "
+                        "was matching when they ran out)",
+                        GRADING_WORK_BUDGET, GRADING_WORK_BUDGET, c->budget_pattern);
+            else
+                err_set(err, GRADING_ERR_LIMIT, path,
+                        "grading needs more than %u matching steps; the limit is %u",
+                        GRADING_WORK_BUDGET, GRADING_WORK_BUDGET);
             return GRADING_ERR_LIMIT;
         }
         if (ir->status == ST_UNANSWERED || ir->status == ST_PENDING)

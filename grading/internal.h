@@ -27,7 +27,7 @@
 #define GRADING_TEXT_MAX_BYTES (1u << 20)   /* one string response */
 #define GRADING_ITEMS_MAX 1000              /* items in a rubric */
 #define GRADING_LIST_MAX 1000               /* entries in a response array */
-#define GRADING_PATTERN_MATCH_LIMIT 100000  /* PCRE2 match limit */
+#define GRADING_PATTERN_MATCH_LIMIT 1000000 /* pattern items tried at one start position */
 #define GRADING_PATTERN_DEPTH_LIMIT 1000    /* PCRE2 depth limit */
 #define GRADING_RESPONSES_MAX 1000          /* entries in a responses map */
 
@@ -82,6 +82,17 @@
  * budget is checked at least that often in a long text. */
 #define GRADING_PATTERN_WINDOW 262144u
 #define GRADING_PATTERN_CHECK_BYTES 8u
+/* Backtracking: patterns are compiled with automatic callouts, so PCRE2 calls
+ * back before every item it tries (the same calls, in the same order, in the
+ * JIT and in the interpreter). Each costs GRADING_PATTERN_ITEM_STEPS, and the
+ * match position moving between two of them, as well as the minimum of a
+ * counted repeat the item may scan before it fails, one step per
+ * GRADING_PATTERN_CHECK_BYTES bytes; past the budget the match stops there.
+ * More than GRADING_PATTERN_MATCH_LIMIT items at one start position abandon
+ * the pattern ("match limit exceeded"); PCRE2's own match limit is set
+ * GRADING_PATTERN_NATIVE_LIMIT high so that it never decides first. */
+#define GRADING_PATTERN_ITEM_STEPS 1u
+#define GRADING_PATTERN_NATIVE_LIMIT (10u * GRADING_PATTERN_MATCH_LIMIT)
 
 /* ---- arena ---- */
 typedef struct arena_block arena_block_t;
@@ -483,6 +494,9 @@ typedef struct grade_ctx {
     void *match_ctx;        /* pcre2_match_context_8: the rubric's limits and a per-call
                                offset limit (text.c), created on first use */
     uint64_t steps;         /* matching work done so far (GRADING_WORK_BUDGET) */
+    uint64_t jit_waste;     /* steps of JIT runs redone in the interpreter (text.c) */
+    bool no_jit;            /* the interpreter only, for the rest of this grading */
+    const char *budget_pattern; /* the pattern that was matching when the budget ran out */
 } grade_ctx_t;
 
 /* The call has used up its work budget: matchers stop, grade.c reports it. */

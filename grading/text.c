@@ -16,16 +16,20 @@
  * paragraph bounds) award points when satisfied and subtract their penalty
  * when not. The item's points are clamped to [0, points].
  *
- * Patterns run on the original text, JIT-compiled where libpcre2 has a JIT;
- * a match the JIT gives up on runs again in the interpreter with PCRE2's
- * match and depth limits, and a pattern that hits a limit there is abandoned
- * and the trace says so.
+ * Patterns run on the original text, JIT-compiled where libpcre2 has a JIT
+ * (SCORELINE_PCRE2_JIT=0 at rubric load keeps them in the interpreter). Their
+ * backtracking is counted in the work budget through automatic callouts, which
+ * both engines make alike; a pattern that tries too many items at one start
+ * position is abandoned and the trace says so. A match the JIT gives up on for
+ * a reason of its own runs again in the interpreter, whose depth and heap
+ * limits then decide.
  */
 #include "internal.h"
 
 #include <jansson.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct ptoken {
@@ -68,6 +72,8 @@ typedef struct element {
     phrase_index_t index;
     pcre2_code **patterns;
     const char **pattern_src;
+    uint16_t **pattern_reach; /* item_reach of the item after each callout, by its
+                                 pattern_position */
     size_t n_patterns;
     int64_t window, min_matches, max_count;
     bool negatable, reject_hedged;
@@ -137,6 +143,52 @@ static void phrase_index_build(loader_t *L, phrase_index_t *ix, const phrase_t *
             ix->by_word[ph[p].t[w].word] |= 1ull << p;
 }
 
+/* The bytes the pattern item at src[pos..pos+len) may look at and still fail
+ * with no callout after it: a counted repeat ("[^.]{400,}", "a{60000}") scans
+ * up to its minimum before it can fail. Groups have callouts inside, and
+ * "\x{2022}" and its kind are not repeats. */
+static size_t item_reach(const char *src, size_t pos, size_t len)
+{
+    const char *it = src + pos;
+    if (len < 4 || it[0] == '(' || it[0] == ')')
+        return 0;
+    size_t e = len;
+    if (it[e - 1] == '+' || it[e - 1] == '?')
+        e--;
+    if (it[e - 1] != '}')
+        return 0;
+    size_t b = e - 1;
+    while (b > 0 && it[b - 1] != '{')
+        b--;
+    if (b < 2 || it[b - 2] == '\\')
+        return 0; /* no '{', or an escaped one */
+    if (b >= 3 && it[b - 3] == '\\' && strchr("xopPNgk", it[b - 2]))
+        return 0; /* \x{...}, \p{...}, \g{...}: not a quantifier */
+    size_t n = 0, i = b;
+    for (; i < e - 1 && it[i] >= '0' && it[i] <= '9'; i++)
+        n = n * 10 + (size_t)(it[i] - '0');
+    if (i == b || (it[i] != ',' && it[i] != '}'))
+        return 0;
+    return n;
+}
+
+/* pcre2_callout_enumerate: the reach of the item after each callout. */
+typedef struct reach_table {
+    const char *src;
+    uint16_t *reach;
+    size_t len;
+} reach_table_t;
+
+static int note_reach(pcre2_callout_enumerate_block *b, void *data)
+{
+    reach_table_t *t = data;
+    if (b->pattern_position < t->len) {
+        size_t n = item_reach(t->src, b->pattern_position, b->next_item_length);
+        t->reach[b->pattern_position] = (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+    }
+    return 0;
+}
+
 static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, const char *p)
 {
     size_t n = 0;
@@ -144,14 +196,15 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
     if (!src || n == 0)
         return;
     e->patterns = arena_alloc(&L->r->arena, n * sizeof *e->patterns);
+    e->pattern_reach = arena_alloc(&L->r->arena, n * sizeof *e->pattern_reach);
     e->pattern_src = (const char **)src;
-    if (!e->patterns)
+    if (!e->patterns || !e->pattern_reach)
         return;
     if (!L->r->pcre_mctx) {
         pcre2_match_context *mc = pcre2_match_context_create(NULL);
         if (!mc)
             return;
-        pcre2_set_match_limit(mc, GRADING_PATTERN_MATCH_LIMIT);
+        pcre2_set_match_limit(mc, GRADING_PATTERN_NATIVE_LIMIT);
         pcre2_set_depth_limit(mc, GRADING_PATTERN_DEPTH_LIMIT);
         pcre2_set_heap_limit(mc, 4096); /* KiB */
         L->r->pcre_mctx = mc;
@@ -165,13 +218,16 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
     }
     pcre2_set_parens_nest_limit(cc, GRADING_PATTERN_PARENS_MAX);
     pcre2_set_max_pattern_length(cc, GRADING_PATTERN_MAX_BYTES);
+    const char *jit_env = getenv("SCORELINE_PCRE2_JIT");
+    bool jit = !(jit_env && strcmp(jit_env, "0") == 0);
     for (size_t i = 0; i < n; i++) {
         int ec;
         PCRE2_SIZE eo;
+        /* PCRE2_AUTO_CALLOUT: a call before every item, the work budget's count */
         pcre2_code *code = pcre2_compile(
             (PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED,
             PCRE2_UTF | PCRE2_UCP | PCRE2_CASELESS | PCRE2_MATCH_INVALID_UTF |
-                PCRE2_USE_OFFSET_LIMIT,
+                PCRE2_USE_OFFSET_LIMIT | PCRE2_AUTO_CALLOUT,
             &ec, &eo, cc);
         if (!code) {
             PCRE2_UCHAR msg[160];
@@ -188,7 +244,14 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
          * times faster on the rubric's guard patterns. A pattern the JIT does
          * not take runs in the interpreter, and so does any match the JIT gives
          * up on (see pattern_match). */
-        (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+        if (jit)
+            (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+        size_t slen = strlen(src[i]) + 1;
+        reach_table_t t = {src[i], arena_alloc(&L->r->arena, slen * sizeof(uint16_t)), slen};
+        if (!t.reach)
+            continue;
+        (void)pcre2_callout_enumerate(code, note_reach, &t);
+        e->pattern_reach[e->n_patterns] = t.reach;
         e->patterns[e->n_patterns++] = code;
     }
     pcre2_compile_context_free(cc);
@@ -461,20 +524,78 @@ static bool scoped_flag(const tokens_t *tk, size_t first, size_t last, uint16_t 
     return false;
 }
 
-/* One pcre2_match from off. The JIT's budget is not the interpreter's: it
- * counts the match limit its own way and has a fixed stack instead of the
- * depth and heap limits. When the JIT gives up (any error), the interpreter
- * runs the same match with the documented limits, so a pattern is abandoned
- * only when the interpreter gives up too, with the interpreter's message. */
-static int pattern_match(const pcre2_code *code, const char *text, size_t len, size_t off,
-                         pcre2_match_data *md, pcre2_match_context *mctx)
+/* The count of one pcre2_match, kept by its callouts. */
+typedef struct pattern_run {
+    const uint16_t *reach; /* item_reach by pattern_position (compile_patterns) */
+    size_t reach_len;      /* entries of reach */
+    size_t start;          /* start_match of the last callout; SIZE_MAX before the first */
+    size_t pos;            /* current_position of the last callout */
+    uint64_t at_start;     /* callouts at this start position */
+    uint64_t moved;        /* bytes the match position moved between callouts, and
+                              the counted repeats the items could scan (item_reach) */
+    uint64_t items;        /* callouts */
+    uint64_t base;         /* c->steps before the call */
+    int stop;              /* the error a callout ended the match with, or 0 */
+} pattern_run_t;
+
+static uint64_t run_steps(const pattern_run_t *run)
 {
-    int rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, 0, md, mctx);
-    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
-        size_t jit = 0;
-        if (pcre2_pattern_info(code, PCRE2_INFO_JITSIZE, &jit) == 0 && jit > 0)
-            rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, PCRE2_NO_JIT, md, mctx);
+    return run->items * GRADING_PATTERN_ITEM_STEPS + run->moved / GRADING_PATTERN_CHECK_BYTES;
+}
+
+/* Called by PCRE2 before every item of the pattern it tries, with the same
+ * positions in the JIT and the interpreter: the work budget and the match
+ * limit count these calls, so they stop a match at the same item in both. */
+static int pattern_callout(pcre2_callout_block *b, void *data)
+{
+    pattern_run_t *run = data;
+    if (b->start_match != run->start) {
+        run->start = b->start_match;
+        run->pos = b->start_match;
+        run->at_start = 0;
     }
+    size_t p = b->current_position;
+    run->moved += p > run->pos ? p - run->pos : run->pos - p;
+    if (b->pattern_position < run->reach_len)
+        run->moved += run->reach[b->pattern_position];
+    run->pos = p;
+    run->items++;
+    if (run->base + run_steps(run) > GRADING_WORK_BUDGET)
+        return run->stop = PCRE2_ERROR_CALLOUT;
+    if (++run->at_start > GRADING_PATTERN_MATCH_LIMIT)
+        return run->stop = PCRE2_ERROR_MATCHLIMIT;
+    return 0;
+}
+
+/* One pcre2_match from off, its callouts charged to the work budget. The JIT
+ * stops where the interpreter would on the callouts' count; when it gives up
+ * for a reason of its own (its stack, its own match count), the interpreter
+ * runs the same match with its depth and heap limits and only its count is
+ * charged, so a pattern is abandoned only when the interpreter gives up too,
+ * with the interpreter's message. JIT runs redone that way are bounded: past
+ * a budget's worth of them the grading keeps to the interpreter. *stop is the
+ * callout's error when a callout ended the match. */
+static int pattern_match(grade_ctx_t *c, const element_t *e, size_t p, const char *text, size_t len,
+                         size_t off, pcre2_match_data *md, pcre2_match_context *mctx, int *stop)
+{
+    const pcre2_code *code = e->patterns[p];
+    const pattern_run_t fresh = {e->pattern_reach[p], strlen(e->pattern_src[p]) + 1,
+                                 SIZE_MAX, off, 0, 0, 0, c->steps, 0};
+    pattern_run_t run = fresh;
+    pcre2_set_callout(mctx, pattern_callout, &run);
+    int rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, c->no_jit ? PCRE2_NO_JIT : 0, md, mctx);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH && !run.stop && !c->no_jit) {
+        size_t jit = 0;
+        if (pcre2_pattern_info(code, PCRE2_INFO_JITSIZE, &jit) == 0 && jit > 0) {
+            c->jit_waste += run_steps(&run);
+            if (c->jit_waste > GRADING_WORK_BUDGET)
+                c->no_jit = true;
+            run = fresh;
+            rc = pcre2_match(code, (PCRE2_SPTR)text, len, off, PCRE2_NO_JIT, md, mctx);
+        }
+    }
+    c->steps += run_steps(&run);
+    *stop = run.stop;
     return rc;
 }
 
@@ -566,7 +687,12 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
                                  ? len
                                  : off + GRADING_PATTERN_WINDOW;
                 pcre2_set_offset_limit(mc, lim);
-                int rc = pattern_match(e->patterns[p], text, len, off, md, mc);
+                int stop = 0;
+                int rc = pattern_match(c, e, p, text, len, off, md, mc, &stop);
+                if (stop == PCRE2_ERROR_CALLOUT) {
+                    c->budget_pattern = e->pattern_src[p]; /* grade.c reports it */
+                    break;
+                }
                 /* Work budget: the call, the bytes it moved over (to the
                  * match's end, or to the end of its window), and the UTF-8
                  * check of the rest of the text PCRE2 makes on every call

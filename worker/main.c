@@ -4,12 +4,12 @@
  */
 #include "worker/worker.h"
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "grading/grading.h"
 
 #include <getopt.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,32 +56,9 @@ static const char USAGE[] =
     "Exit status: 0 after a clean drain (SIGTERM/SIGINT), 2 on bad flags, 3 when\n"
     "Redis cannot be reached at start, 4 after too many runaway gradings.\n";
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    worker_stop();
-}
-
-static int fail(const char *msg)
-{
-    fprintf(stderr, "scoreline-worker: %s\n", msg);
-    fprintf(stderr, "Try 'scoreline-worker --help'.\n");
-    return 2;
-}
-
-static int number(const char *flag, const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char err[160], msg[256];
-    if (config_parse_u64(text, min, max, out, err, sizeof err) != 0) {
-        snprintf(msg, sizeof msg, "%s: %s", flag, err);
-        fail(msg);
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
+    cli_init("scoreline-worker");
     enum {
         OPT_REDIS = 256, OPT_PREFIX, OPT_BROKER, OPT_CREDIT, OPT_ID, OPT_HEARTBEAT, OPT_LIVENESS,
         OPT_CACHE, OPT_GRACE, OPT_REDIS_TIMEOUT, OPT_LOG_LEVEL, OPT_THREADS, OPT_MAX_ABANDONED,
@@ -132,7 +109,7 @@ int main(int argc, char **argv)
         case OPT_PREFIX: prefix = optarg; break;
         case OPT_BROKER:
             if (cfg.nbrokers == WORKER_MAX_BROKERS)
-                return fail("--broker: at most 16 brokers");
+                return cli_fail("--broker: at most 16 brokers");
             cfg.brokers[cfg.nbrokers++] = optarg;
             break;
         case OPT_CREDIT: credit = optarg; break;
@@ -150,23 +127,11 @@ int main(int argc, char **argv)
         case OPT_FAULT_MATCH: cfg.fault_match = optarg; break;
         case 'h': fputs(USAGE, stdout); return 0;
         case 'V': printf("scoreline-worker 0.1.0 (%s)\n", GRADING_ENGINE); return 0;
-        case ':': {
-            char msg[128];
-            snprintf(msg, sizeof msg, "option '%s' needs a value", argv[optind - 1]);
-            return fail(msg);
-        }
-        default: {
-            char msg[128];
-            snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
-            return fail(msg);
-        }
+        default: return cli_bad_option(c, argv);
         }
     }
-    if (optind < argc) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "unexpected argument '%s'", argv[optind]);
-        return fail(msg);
-    }
+    if (cli_no_operands(argc, argv))
+        return 2;
     /* Brokers from the environment when no --broker flag was given. */
     char *env_copy = NULL;
     if (cfg.nbrokers == 0) {
@@ -175,39 +140,39 @@ int main(int argc, char **argv)
              tok = strtok_r(NULL, ",", &save)) {
             if (cfg.nbrokers == WORKER_MAX_BROKERS) {
                 free(env_copy);
-                return fail("SCORELINE_BROKERS: at most 16 brokers");
+                return cli_fail("SCORELINE_BROKERS: at most 16 brokers");
             }
             cfg.brokers[cfg.nbrokers++] = tok;
         }
         if (cfg.nbrokers == 0) {
             free(env_copy);
-            return fail("no broker endpoint given");
+            return cli_fail("no broker endpoint given");
         }
     }
     char err[512];
     int rc = 2;
     int level = log_level_parse(log_level);
     if (level < 0) {
-        rc = fail("--log-level: expected debug, info, warn or error");
+        rc = cli_fail("--log-level: expected debug, info, warn or error");
         goto out;
     }
     if (sodium_init() < 0) {
-        rc = fail("libsodium failed to initialise");
+        rc = cli_fail("libsodium failed to initialise");
         goto out;
     }
     if (redis_url_parse(redis, &cfg.redis, err, sizeof err) != 0) {
-        rc = fail(err);
+        rc = cli_fail(err);
         goto out;
     }
     redis_url_describe(&cfg.redis, cfg.redis_text, sizeof cfg.redis_text);
     if (!*prefix || strlen(prefix) >= sizeof cfg.prefix) {
-        rc = fail("--prefix: must be 1..127 bytes");
+        rc = cli_fail("--prefix: must be 1..127 bytes");
         goto out;
     }
     snprintf(cfg.prefix, sizeof cfg.prefix, "%s", prefix);
     if (id) {
         if (!*id || strlen(id) > 128) {
-            rc = fail("--id: must be 1..128 bytes");
+            rc = cli_fail("--id: must be 1..128 bytes");
             goto out;
         }
         snprintf(cfg.id, sizeof cfg.id, "%s", id);
@@ -217,25 +182,20 @@ int main(int argc, char **argv)
         host[sizeof host - 1] = '\0';
         snprintf(cfg.id, sizeof cfg.id, "%s:%d:%08x", host, (int)getpid(), randombytes_random());
     }
-    if (number("--credit", credit, 1, 10000, &cfg.credit) ||
-        number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
-        number("--liveness", liveness, 1, 100, &cfg.liveness) ||
-        number("--cache-size", cache, 1, 100000, &cfg.cache_size) ||
-        number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
-        number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms) ||
-        number("--threads", threads, 1, 64, &cfg.threads) ||
-        number("--batch", batch, 0, 10000, &cfg.batch) ||
-        number("--max-abandoned", max_abandoned, 0, 1000, &cfg.max_abandoned) ||
-        number("--fault-delay-ms", fault_delay, 0, 3600000, &cfg.fault_delay_ms))
+    if (cli_number("--credit", credit, 1, 10000, &cfg.credit) ||
+        cli_number("--heartbeat", heartbeat, 10, 60000, &cfg.heartbeat_ms) ||
+        cli_number("--liveness", liveness, 1, 100, &cfg.liveness) ||
+        cli_number("--cache-size", cache, 1, 100000, &cfg.cache_size) ||
+        cli_number("--grace", grace, 0, 600000, &cfg.grace_ms) ||
+        cli_number("--redis-timeout", redis_timeout, 10, 60000, &cfg.redis_timeout_ms) ||
+        cli_number("--threads", threads, 1, 64, &cfg.threads) ||
+        cli_number("--batch", batch, 0, 10000, &cfg.batch) ||
+        cli_number("--max-abandoned", max_abandoned, 0, 1000, &cfg.max_abandoned) ||
+        cli_number("--fault-delay-ms", fault_delay, 0, 3600000, &cfg.fault_delay_ms))
         goto out;
     log_init("worker", (log_level_t)level);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_stop_on_signals(worker_stop);
 
     worker_t *w = worker_new(&cfg, err, sizeof err, &rc);
     if (!w) {

@@ -286,6 +286,28 @@ static void test_golden_digests(void **state)
     free(here);
 }
 
+/* Every sample attempt graded by r and by r2 gives the same bytes. */
+static void assert_same_bytes_for_every_attempt(const grading_rubric_t *r,
+                                                const grading_rubric_t *r2)
+{
+    attempts_t at;
+    attempts_load(&at);
+    for (size_t i = 0; i < at.n; i++) {
+        tg_msg_t m;
+        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
+        grading_result_t a, b;
+        grading_error_t e;
+        assert_int_equal(grading_grade(r, o, &a, &e), GRADING_OK);
+        assert_int_equal(grading_grade(r2, o, &b, &e), GRADING_OK);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        grading_result_free(&a);
+        grading_result_free(&b);
+        tg_msg_free(&m);
+    }
+    attempts_free(&at);
+}
+
 static void test_every_item_type_round_trips_canonical_form(void **state)
 {
     grading_rubric_t *r = tg_load_file("rubrics/csm-smb/csm-smb.json");
@@ -298,23 +320,25 @@ static void test_every_item_type_round_trips_canonical_form(void **state)
         fail_msg("%s: %s", e.path, e.message);
     assert_string_equal(grading_rubric_hash(r), grading_rubric_hash(r2));
     /* and the reloaded rubric grades to the same bytes */
-    attempts_t at;
-    attempts_load(&at);
-    for (size_t i = 0; i < at.n; i++) {
-        tg_msg_t m;
-        const msgpack_object *o = tg_msg_from_json_value(&m, at.responses[i]);
-        grading_result_t a, b;
-        assert_int_equal(grading_grade(r, o, &a, &e), GRADING_OK);
-        assert_int_equal(grading_grade(r2, o, &b, &e), GRADING_OK);
-        assert_int_equal(a.len, b.len);
-        assert_memory_equal(a.data, b.data, a.len);
-        grading_result_free(&a);
-        grading_result_free(&b);
-        tg_msg_free(&m);
-    }
-    attempts_free(&at);
+    assert_same_bytes_for_every_attempt(r, r2);
     grading_rubric_destroy(&r);
     grading_rubric_destroy(&r2);
+}
+
+/* Patterns JIT-compiled or left to the interpreter (SCORELINE_PCRE2_JIT=0 at
+ * load): the same bytes for every attempt. Both engines make the same
+ * callouts, which the work budget counts. */
+static void test_interpreter_and_jit_grade_the_same_bytes(void **state)
+{
+    grading_rubric_t *jit = tg_load_file("rubrics/csm-smb/csm-smb.json");
+    assert_int_equal(setenv("SCORELINE_PCRE2_JIT", "0", 1), 0);
+    grading_rubric_t *interp = tg_load_file("rubrics/csm-smb/csm-smb.json");
+    unsetenv("SCORELINE_PCRE2_JIT");
+    assert_non_null(jit);
+    assert_non_null(interp);
+    assert_same_bytes_for_every_attempt(jit, interp);
+    grading_rubric_destroy(&jit);
+    grading_rubric_destroy(&interp);
 }
 
 static void test_explain_renders_every_result(void **state)
@@ -414,6 +438,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_time_does_not_change_results),
         cmocka_unit_test(test_golden_digests),
         cmocka_unit_test(test_every_item_type_round_trips_canonical_form),
+        cmocka_unit_test(test_interpreter_and_jit_grade_the_same_bytes),
         cmocka_unit_test(test_explain_renders_every_result),
         cmocka_unit_test(test_rubric_shared_between_threads),
     };

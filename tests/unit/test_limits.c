@@ -660,6 +660,21 @@ static void test_msgpack_rubric_declaring_more_than_it_holds_is_refused(void **s
     assert_string_equal(grading_err_code(e.code), "invalid_rubric");
 }
 
+/* An empty map key: msgpack-c hands it over with a NULL pointer, which the
+ * converter must not pass to memchr or memcpy (fuzz_rubric_msgpack found it
+ * under UBSan). It is refused like any key the rubric does not know. */
+static void test_msgpack_rubric_with_an_empty_key_is_refused_cleanly(void **state)
+{
+    (void)state;
+    static const uint8_t empty_key[] = {0x81, 0xa0, 0x01}; /* {"": 1} */
+    grading_rubric_t *r = NULL;
+    grading_error_t e;
+    grading_err_t rc = grading_rubric_load_msgpack(empty_key, sizeof empty_key, &r, &e);
+    assert_int_equal(rc, GRADING_ERR_INVALID_RUBRIC);
+    assert_null(r);
+    assert_true(e.message[0] != '\0');
+}
+
 static void test_text_of_1_mib_plus_1_is_limit_exceeded(void **state)
 {
     grading_rubric_t *r = load_ok(LIMITS_RUBRIC);
@@ -872,6 +887,158 @@ static void test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit
     grading_result_free(&res);
     free(list);
     grading_rubric_destroy(&r);
+}
+
+/* Backtracking is in the work budget. (?:a|aa)*c tries every way of
+ * splitting each run of a's before it finds no c, at every start position:
+ * thousands of pattern items per position, far below the per-position match
+ * limit, so only the budget can stop it. Every item PCRE2 tries is a callout,
+ * the same ones in the JIT and in the interpreter, so both stop at the same
+ * size with the same error. */
+static const char *BACKTRACK_RUBRIC =
+    "{\"id\":\"bt\",\"version\":\"1\",\"sections\":[{\"id\":\"s\"}],\"items\":[{\"id\":\"t\","
+    "\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"runs\",\"points\":1,\"patterns\":[\"(?:a|aa)*c\"]}]},"
+    "{\"id\":\"u\",\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"scan\",\"points\":1,\"patterns\":[\"a*+(?:b|c)\"]}]},"
+    "{\"id\":\"v\",\"type\":\"text\",\"section\":\"s\",\"elements\":["
+    "{\"id\":\"long\",\"points\":1,\"patterns\":[\"a{60000}\"]}]}]}";
+
+/* units x ("a" x 20 + " "), then "c". */
+static char *runs_then_c(size_t units, size_t *len)
+{
+    *len = units * 21 + 1;
+    char *s = malloc(*len + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < units; i++) {
+        memset(s + i * 21, 'a', 20);
+        s[i * 21 + 20] = ' ';
+    }
+    s[*len - 1] = 'c';
+    s[*len] = '\0';
+    return s;
+}
+
+static const char *BUDGET_MSG = "grading needs more than 20000000 matching steps; the limit is "
+                                "20000000";
+
+static void test_pattern_backtracking_is_counted_in_the_work_budget(void **state)
+{
+    (void)state;
+    const char *engines[] = {"jit", "interpreter"};
+    for (int interp = 0; interp < 2; interp++) {
+        /* SCORELINE_PCRE2_JIT=0 at load: the patterns stay in the interpreter */
+        if (interp)
+            assert_int_equal(setenv("SCORELINE_PCRE2_JIT", "0", 1), 0);
+        grading_rubric_t *r = load_ok(BACKTRACK_RUBRIC);
+        grading_rubric_t *guard = load_ok(GUARD_RUBRIC);
+        unsetenv("SCORELINE_PCRE2_JIT");
+        /* the interpreter really runs: the keyword-list guard gives up at its
+         * depth limit on 600 tiny sentences where the JIT finds the list */
+        uint32_t has_jit = 0;
+        pcre2_config(PCRE2_CONFIG_JIT, &has_jit);
+        if (has_jit) {
+            char *list = malloc(600 * 9 + 1);
+            assert_non_null(list);
+            for (size_t i = 0; i < 600; i++)
+                memcpy(list + i * 9, "Ok sure. ", 9);
+            text_arg_t garg = {list, 600 * 9};
+            grading_result_t gres;
+            grading_error_t ge;
+            assert_int_equal(grade_one(guard, "t", pack_text, &garg, &gres, &ge), GRADING_OK);
+            assert_int_equal(memmem(gres.data, gres.len, "depth limit", 11) != NULL, interp);
+            grading_result_free(&gres);
+            free(list);
+        }
+        grading_rubric_destroy(&guard);
+
+        /* 53 runs fit in the budget and the c is found; 54 do not */
+        for (size_t units = 53; units <= 54; units++) {
+            size_t n;
+            char *text = runs_then_c(units, &n);
+            text_arg_t arg = {text, n};
+            grading_result_t res;
+            grading_error_t e;
+            grading_err_t rc = grade_one(r, "t", pack_text, &arg, &res, &e);
+            if (units == 53) {
+                if (rc != GRADING_OK)
+                    fail_msg("%s, %zu runs: %s: %s: %s", engines[interp], units,
+                             grading_err_code(rc), e.path, e.message);
+                assert_int_equal(result_total_points_milli(&res), 1000);
+                assert_null(memmem(res.data, res.len, "abandoned", 9));
+                grading_result_free(&res);
+            } else {
+                assert_int_equal(rc, GRADING_ERR_LIMIT);
+                assert_string_equal(grading_err_code(rc), "limit_exceeded");
+                assert_string_equal(e.path, "responses.t");
+                char want[256];
+                snprintf(want, sizeof want,
+                         "%s (pattern (?:a|aa)*c was matching when they ran out)", BUDGET_MSG);
+                assert_string_equal(e.message, want);
+                assert_null(res.data);
+            }
+            free(text);
+        }
+
+        /* 210 kB of runs (67 s in the interpreter before backtracking was
+         * counted, all of it charged 210,201 steps): stopped at the budget */
+        size_t n;
+        char *big = runs_then_c(10000, &n);
+        text_arg_t barg = {big, n};
+        grading_result_t res;
+        grading_error_t e;
+        double t0 = now_s();
+        assert_int_equal(grade_one(r, "t", pack_text, &barg, &res, &e), GRADING_ERR_LIMIT);
+        double took = now_s() - t0;
+        print_message("      210 kB of runs against (?:a|aa)*c (%s): limit_exceeded in %.2f s\n",
+                      engines[interp], took);
+        assert_true(took < 10.0);
+        assert_string_equal(e.path, "responses.t");
+        assert_non_null(strstr(e.message, "(?:a|aa)*c"));
+        free(big);
+
+        /* A scan that starts again at every position: a*+ takes the rest of
+         * the text, (?:b|c) fails there. Few items, but the match position
+         * moves over the whole rest each time, and that is charged too. */
+        char *as = repeat('a', 100000);
+        text_arg_t sarg = {as, 100000};
+        t0 = now_s();
+        assert_int_equal(grade_one(r, "u", pack_text, &sarg, &res, &e), GRADING_ERR_LIMIT);
+        print_message("      100 kB of a against a*+(?:b|c) (%s): limit_exceeded in %.2f s\n",
+                      engines[interp], now_s() - t0);
+        assert_string_equal(e.path, "responses.u");
+        assert_non_null(strstr(e.message, "a*+(?:b|c)"));
+        /* a short one is graded: no b or c, no points */
+        sarg.n = 2000;
+        assert_int_equal(grade_one(r, "u", pack_text, &sarg, &res, &e), GRADING_OK);
+        assert_int_equal(result_total_points_milli(&res), 0);
+        grading_result_free(&res);
+        free(as);
+
+        /* One item that scans up to 60,000 bytes before it fails, at every
+         * start position of runs of 59,999 a's: charged its minimum each time
+         * (12 s of matching, graded, before it was). */
+        size_t rl = 17 * 60000;
+        char *runs = repeat('a', rl);
+        for (size_t i = 59999; i < rl; i += 60000)
+            runs[i] = 'b';
+        text_arg_t rarg = {runs, rl};
+        t0 = now_s();
+        assert_int_equal(grade_one(r, "v", pack_text, &rarg, &res, &e), GRADING_ERR_LIMIT);
+        print_message("      1 MB of 59,999-byte runs against a{60000} (%s): limit_exceeded in "
+                      "%.2f s\n",
+                      engines[interp], now_s() - t0);
+        assert_string_equal(e.path, "responses.v");
+        assert_non_null(strstr(e.message, "(pattern a{60000} was matching"));
+        /* one run of 60,000 matches */
+        runs[59999] = 'a';
+        rarg.n = 60001;
+        assert_int_equal(grade_one(r, "v", pack_text, &rarg, &res, &e), GRADING_OK);
+        assert_int_equal(result_total_points_milli(&res), 1000);
+        grading_result_free(&res);
+        free(runs);
+        grading_rubric_destroy(&r);
+    }
 }
 
 /* ------------------------------------------------------------ rubric complexity */
@@ -1540,6 +1707,7 @@ int main(void)
         cmocka_unit_test(test_red_flag_nesting_deeper_than_32_is_limit_exceeded),
         cmocka_unit_test(test_deeply_nested_rubric_json_and_msgpack_are_refused),
         cmocka_unit_test(test_msgpack_rubric_declaring_more_than_it_holds_is_refused),
+        cmocka_unit_test(test_msgpack_rubric_with_an_empty_key_is_refused_cleanly),
         cmocka_unit_test(test_text_of_1_mib_plus_1_is_limit_exceeded),
         cmocka_unit_test(test_lists_longer_than_their_limit_are_limit_exceeded),
         cmocka_unit_test(test_responses_beyond_the_rubric_items_are_invalid_response),
@@ -1551,6 +1719,7 @@ int main(void)
         cmocka_unit_test(test_grading_past_its_work_budget_is_limit_exceeded),
         cmocka_unit_test(test_invalid_utf8_text_is_graded_deterministically),
         cmocka_unit_test(test_catastrophic_pattern_ends_abandoned_within_the_match_limit),
+        cmocka_unit_test(test_pattern_backtracking_is_counted_in_the_work_budget),
         cmocka_unit_test(test_pattern_past_the_interpreters_depth_limit_matches_under_the_jit),
         cmocka_unit_test(test_attempt_limits_are_invalid_attempt),
         cmocka_unit_test(test_attempt_nesting_is_bounded_by_the_wire_depth),

@@ -16,59 +16,47 @@ by the live worker started at the end. Exit 0 when it is, 1 when it was
 dead-lettered (the bug), 2 on a harness error.
 Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/dead_letter_undelivered.py
 """
-import os
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "integration"))
-import msgpack  # noqa: E402
-import zmq  # noqa: E402
+import msgpack
+import zmq
 
-import scl  # noqa: E402
+import repro_common
+from repro_common import scl
 
 
-def main():
-    c = scl.Cluster(tempfile.mkdtemp(prefix="scl-repro-"))
-    try:
-        c.start(workers=0)
-        c.push_rubric()
+def main(c):
+    c.start(workers=0)
+    c.push_rubric()
 
-        def ready_and_die(n):
-            s = c.ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 2000)
-            s.connect(c.work_ep)
-            s.send_multipart([scl.SIGNATURE, b"READY",
-                              msgpack.packb({"worker": "crashloop-%d" % n, "credit": 16})])
-            s.close()  # READY is flushed, then the worker is gone for good
+    def ready_and_die(n):
+        s = c.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 2000)
+        s.connect(c.work_ep)
+        s.send_multipart([scl.SIGNATURE, b"READY",
+                          msgpack.packb({"worker": "crashloop-%d" % n, "credit": 16})])
+        s.close()  # READY is flushed, then the worker is gone for good
 
-        ready_and_die(0)
-        time.sleep(0.5)
-        client = c.client()
-        job = scl.job_from_attempt(scl.load_attempt(scl.attempt_files()[0]), "innocent-1")
-        client.submit([job], timeout=10, wait_results=False)
-        for n in range(1, 11):
-            time.sleep(1.0)
-            ready_and_die(n)
-        c.start_worker()
-        got = client.collect([job["job_id"]], timeout=20)
-        for line in c.broker.log().splitlines():
-            if "event=worker.lost" in line or "event=worker.gone" in line or "event=job.dead_letter" in line:
-                print(line)
-        if job["job_id"] in got.rejected:
-            print("BUG: dead-lettered though no worker ever received it: %r"
-                  % got.rejected[job["job_id"]])
-            return 1
-        print("ok: %s scored (%s)" % (job["job_id"], got.result(job["job_id"]).body["status"]))
-        return 0
-    except Exception as e:
-        print("harness error: %s" % e)
-        print(c.logs())
-        return 2
-    finally:
-        c.close()
+    ready_and_die(0)
+    time.sleep(0.5)
+    client = c.client()
+    job = repro_common.sample_job("innocent-1")
+    client.submit([job], timeout=10, wait_results=False)
+    for n in range(1, 11):
+        time.sleep(1.0)
+        ready_and_die(n)
+    c.start_worker()
+    got = client.collect([job["job_id"]], timeout=20)
+    for line in c.broker.log().splitlines():
+        if "event=worker.lost" in line or "event=worker.gone" in line or "event=job.dead_letter" in line:
+            print(line)
+    if job["job_id"] in got.rejected:
+        print("BUG: dead-lettered though no worker ever received it: %r"
+              % got.rejected[job["job_id"]])
+        return 1
+    print("ok: %s scored (%s)" % (job["job_id"], got.result(job["job_id"]).body["status"]))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    repro_common.run(main)

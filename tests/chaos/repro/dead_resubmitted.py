@@ -16,49 +16,36 @@ the dead_letter rejection again) and nothing is delivered again. Exit 0
 when so, 1 when the id is accepted as new (the bug), 2 on a harness error.
 Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/dead_resubmitted.py
 """
-import os
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "integration"))
-import scl  # noqa: E402
+import repro_common
+from repro_common import scl
 
 
-def main():
-    c = scl.Cluster(tempfile.mkdtemp(prefix="scl-repro-"))
-    try:
-        c.start(workers=0, broker_args=("--max-attempts", "1"))
-        c.push_rubric()
-        c.start_worker("--fault-match", "poison", "--fault-delay-ms", "600000")
-        client = c.client()
-        job = scl.job_from_attempt(scl.load_attempt(scl.attempt_files()[0]), "poison-1",
-                                   ttr_ms=1000)
-        first = client.submit([job], timeout=20)
-        print("first SUBMIT:", first.messages)
-        again = scl.Collected()
-        seq = client.submit_async([job])
-        client.collect(seqs=[seq], timeout=10, results=False, into=again)
-        time.sleep(4)
-        client.collect(timeout=1, into=again)
-        print("second SUBMIT:", again.messages)
-        red = c.redis_client()
-        ndead = red.call("XLEN", c.key("dead"))
-        print("dead letters for poison-1: %d" % ndead)
-        acc = again.accepted.get("poison-1", [])
-        if acc and not acc[0]["duplicate"] or ndead > 1:
-            print("BUG: the dead-lettered id was accepted as a new job and delivered again")
-            return 1
-        print("ok: answered from what is known")
-        return 0
-    except Exception as e:
-        print("harness error: %s" % e)
-        print(c.logs())
-        return 2
-    finally:
-        c.close()
+def main(c):
+    c.start(workers=0, broker_args=("--max-attempts", "1"))
+    c.push_rubric()
+    c.start_worker("--fault-match", "poison", "--fault-delay-ms", "600000")
+    client = c.client()
+    job = repro_common.sample_job("poison-1", ttr_ms=1000)
+    first = client.submit([job], timeout=20)
+    print("first SUBMIT:", first.messages)
+    again = scl.Collected()
+    seq = client.submit_async([job])
+    client.collect(seqs=[seq], timeout=10, results=False, into=again)
+    time.sleep(4)
+    client.collect(timeout=1, into=again)
+    print("second SUBMIT:", again.messages)
+    red = c.redis_client()
+    ndead = red.call("XLEN", c.key("dead"))
+    print("dead letters for poison-1: %d" % ndead)
+    acc = again.accepted.get("poison-1", [])
+    if acc and not acc[0]["duplicate"] or ndead > 1:
+        print("BUG: the dead-lettered id was accepted as a new job and delivered again")
+        return 1
+    print("ok: answered from what is known")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    repro_common.run(main)

@@ -18,55 +18,42 @@ when the stream has no event for late-1, 1 when it has (the bug), 2 on a
 harness error.
 Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/dead_then_scored.py
 """
-import os
 import signal
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "integration"))
-import scl  # noqa: E402
+import repro_common
 
 
-def main():
-    c = scl.Cluster(tempfile.mkdtemp(prefix="scl-repro-"))
-    try:
-        c.start(workers=0, broker_args=("--max-attempts", "1"))
-        c.push_rubric()
-        a = c.start_worker("--fault-match", "late", "--fault-delay-ms", "4000")
-        client = c.client()
-        job = scl.job_from_attempt(scl.load_attempt(scl.attempt_files()[0]), "late-1")
-        client.submit([job], timeout=10, wait_results=False)
-        time.sleep(0.5)
-        a.signal(signal.SIGSTOP)
-        c.broker.wait_log("event=worker.lost", timeout=10)
-        b = c.start_worker()  # gives the broker credit to dispatch (and dead-letter) the job
-        got = client.collect([job["job_id"]], timeout=10)
-        a.signal(signal.SIGCONT)
-        time.sleep(5)
-        red = c.redis_client()
-        dead = [f for _, f in red.call("XRANGE", c.key("dead"), "-", "+") or []]
-        events = [f for _, f in red.call("XRANGE", c.key("events"), "-", "+") or []]
-        print("submitter:", got.messages)
-        print("dead letters: %d, score events: %d" % (len(dead), len(events)))
-        for line in c.broker.log().splitlines():
-            if "late-1" in line or "worker.lost" in line:
-                print(line)
-        del b
-        if dead and events:
-            print("BUG: late-1 is in %sdead and has a score event in %sevents"
-                  % (c.prefix, c.prefix))
-            return 1
-        print("ok: one outcome")
-        return 0
-    except Exception as e:
-        print("harness error: %s" % e)
-        print(c.logs())
-        return 2
-    finally:
-        c.close()
+def main(c):
+    c.start(workers=0, broker_args=("--max-attempts", "1"))
+    c.push_rubric()
+    a = c.start_worker("--fault-match", "late", "--fault-delay-ms", "4000")
+    client = c.client()
+    job = repro_common.sample_job("late-1")
+    client.submit([job], timeout=10, wait_results=False)
+    time.sleep(0.5)
+    a.signal(signal.SIGSTOP)
+    c.broker.wait_log("event=worker.lost", timeout=10)
+    b = c.start_worker()  # gives the broker credit to dispatch (and dead-letter) the job
+    got = client.collect([job["job_id"]], timeout=10)
+    a.signal(signal.SIGCONT)
+    time.sleep(5)
+    red = c.redis_client()
+    dead = [f for _, f in red.call("XRANGE", c.key("dead"), "-", "+") or []]
+    events = [f for _, f in red.call("XRANGE", c.key("events"), "-", "+") or []]
+    print("submitter:", got.messages)
+    print("dead letters: %d, score events: %d" % (len(dead), len(events)))
+    for line in c.broker.log().splitlines():
+        if "late-1" in line or "worker.lost" in line:
+            print(line)
+    del b
+    if dead and events:
+        print("BUG: late-1 is in %sdead and has a score event in %sevents"
+              % (c.prefix, c.prefix))
+        return 1
+    print("ok: one outcome")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    repro_common.run(main)

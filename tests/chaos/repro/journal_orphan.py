@@ -18,17 +18,13 @@ for it. Exit 0 when the journal is empty, 1 when an entry is left (the
 bug), 2 on a harness error.
 Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/journal_orphan.py
 """
-import os
 import select
 import socket
-import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "integration"))
-import scl  # noqa: E402
+import repro_common
+from repro_common import scl
 
 
 class LosingProxy(threading.Thread):
@@ -76,57 +72,49 @@ class LosingProxy(threading.Thread):
             r.close()
 
 
-def main():
-    c = scl.Cluster(tempfile.mkdtemp(prefix="scl-repro-"))
-    try:
-        c.start_redis()
-        proxy = LosingProxy(c.redis.port, b"orphan-1")
-        proxy.start()
-        direct = c.redis.url
-        c.redis.url_override = "redis://127.0.0.1:%d/0" % proxy.port
-        argv = c.broker_argv()
-        argv[argv.index(direct)] = c.redis.url_override
-        c.broker = scl.Proc("broker", argv, c.tmpdir)
-        c.broker.wait_log("event=broker.ready")
-        c.start_worker()
-        c.push_rubric()
-        client = c.client()
-        job = scl.job_from_attempt(scl.load_attempt(scl.attempt_files()[0]), "orphan-1")
-        got = scl.Collected()
-        for _ in range(40):
-            seq = client.submit_async([job])
-            client.collect(seqs=[seq], timeout=30, results=False, into=got)
-            if job["job_id"] in got.accepted:
-                break
-            time.sleep(0.5)
-        client.collect([job["job_id"]], timeout=30, into=got)
-        answers = got.messages
-        red = c.redis_client()
-        # Allow the broker time to clean up after itself (a periodic sweep).
-        deadline = time.monotonic() + 15
-        while True:
-            left = red.call("XRANGE", c.key("journal:main"), "-", "+") or []
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        print("answers:", answers[:3])
-        for line in c.broker.log().splitlines():
-            if "redis." in line or "unjournaled" in line or "journal." in line:
-                print(line)
-        print("journal entries after the score event: %d %s"
-              % (len(left), [dict(zip(f[0::2], f[1::2])).get(b"job_id") for _, f in left]))
-        if left:
-            print("BUG: an orphan journal entry for orphan-1 is left")
-            return 1
-        print("ok: journal empty")
-        return 0
-    except Exception as e:
-        print("harness error: %s" % e)
-        print(c.logs())
-        return 2
-    finally:
-        c.close()
+def main(c):
+    c.start_redis()
+    proxy = LosingProxy(c.redis.port, b"orphan-1")
+    proxy.start()
+    direct = c.redis.url
+    c.redis.url_override = "redis://127.0.0.1:%d/0" % proxy.port
+    argv = c.broker_argv()
+    argv[argv.index(direct)] = c.redis.url_override
+    c.broker = scl.Proc("broker", argv, c.tmpdir)
+    c.broker.wait_log("event=broker.ready")
+    c.start_worker()
+    c.push_rubric()
+    client = c.client()
+    job = repro_common.sample_job("orphan-1")
+    got = scl.Collected()
+    for _ in range(40):
+        seq = client.submit_async([job])
+        client.collect(seqs=[seq], timeout=30, results=False, into=got)
+        if job["job_id"] in got.accepted:
+            break
+        time.sleep(0.5)
+    client.collect([job["job_id"]], timeout=30, into=got)
+    answers = got.messages
+    red = c.redis_client()
+    # Allow the broker time to clean up after itself (a periodic sweep).
+    deadline = time.monotonic() + 15
+    while True:
+        left = red.call("XRANGE", c.key("journal:main"), "-", "+") or []
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    print("answers:", answers[:3])
+    for line in c.broker.log().splitlines():
+        if "redis." in line or "unjournaled" in line or "journal." in line:
+            print(line)
+    print("journal entries after the score event: %d %s"
+          % (len(left), [dict(zip(f[0::2], f[1::2])).get(b"job_id") for _, f in left]))
+    if left:
+        print("BUG: an orphan journal entry for orphan-1 is left")
+        return 1
+    print("ok: journal empty")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    repro_common.run(main)

@@ -14,49 +14,36 @@ Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/ttr_after_restar
 """
 import os
 import signal
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "integration"))
-import scl  # noqa: E402
+import repro_common
 
 
-def main():
-    c = scl.Cluster(tempfile.mkdtemp(prefix="scl-repro-"))
-    try:
-        c.start(workers=0)
-        c.push_rubric()
-        client = c.client()
-        job = scl.job_from_attempt(scl.load_attempt(scl.attempt_files()[0]), "slow-1",
-                                   ttr_ms=1000)
-        client.submit([job], timeout=10, wait_results=False)
-        c.broker.p.send_signal(signal.SIGKILL)
-        c.broker.p.wait(5)
-        os.rename(c.broker.log_path, c.broker.log_path + ".0")
-        c.start_broker("--ttr", "30000")
-        w = c.start_worker("--fault-match", "slow", "--fault-delay-ms", "600000")
-        deadline = time.monotonic() + 6
-        while time.monotonic() < deadline and "event=job.ttr_expired" not in c.broker.log():
-            time.sleep(0.2)
-        for line in c.broker.log().splitlines() + w.log().splitlines():
-            if "slow-1" in line or "journal.recovered" in line:
-                print(line)
-        if "event=job.ttr_expired job_id=slow-1" in c.broker.log() and \
-                "ttr_ms=1000" in c.broker.log():
-            print("ok: the recovered job kept ttr_ms=1000")
-            return 0
-        print("BUG: no time-to-run expiry within 6 s: the recovered job lost its ttr_ms=1000 "
-              "(the broker uses --ttr 30000)")
-        return 1
-    except Exception as e:
-        print("harness error: %s" % e)
-        print(c.logs())
-        return 2
-    finally:
-        c.close()
+def main(c):
+    c.start(workers=0)
+    c.push_rubric()
+    client = c.client()
+    job = repro_common.sample_job("slow-1", ttr_ms=1000)
+    client.submit([job], timeout=10, wait_results=False)
+    c.broker.p.send_signal(signal.SIGKILL)
+    c.broker.p.wait(5)
+    os.rename(c.broker.log_path, c.broker.log_path + ".0")
+    c.start_broker("--ttr", "30000")
+    w = c.start_worker("--fault-match", "slow", "--fault-delay-ms", "600000")
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and "event=job.ttr_expired" not in c.broker.log():
+        time.sleep(0.2)
+    for line in c.broker.log().splitlines() + w.log().splitlines():
+        if "slow-1" in line or "journal.recovered" in line:
+            print(line)
+    if "event=job.ttr_expired job_id=slow-1" in c.broker.log() and \
+            "ttr_ms=1000" in c.broker.log():
+        print("ok: the recovered job kept ttr_ms=1000")
+        return 0
+    print("BUG: no time-to-run expiry within 6 s: the recovered job lost its ttr_ms=1000 "
+          "(the broker uses --ttr 30000)")
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    repro_common.run(main)
