@@ -341,10 +341,8 @@ typedef struct shape_hit {
 
 /* Every run of text[0..len) that one of the shape's tests finds: the first
  * min(max, SHAPE_HITS_MAX) by start offset go to out; returns how many runs
- * there are (0 also when a, which holds the decoded text, is out of memory:
- * a->oom tells). One pass to decode, one per test that is on. */
-size_t shape_find(arena_t *a, const shape_t *sh, const char *text, size_t len, shape_hit_t *out,
-                  size_t max);
+ * there are. One pass over the text for all the tests. */
+size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *out, size_t max);
 /* The tests that are on. */
 size_t shape_tests_on(const shape_t *sh);
 /* "fragments", "sentences", "lines", "run", "content_words", "answer". */

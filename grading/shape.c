@@ -202,17 +202,12 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     return false;
 }
 
-/* ---- the tests ---- */
-
-/* The text decoded once: the class of each character and its byte offset;
- * cls[n] is a line break standing for the end of the text, off[n] and
- * off[n + 1] are its length. */
-typedef struct chars {
-    const unsigned char *s;
-    size_t len, n;
-    uint16_t *cls;
-    uint32_t *off;
-} chars_t;
+/* ---- the tests ----
+ *
+ * Each test is a state machine fed one character at a time (its class, its
+ * byte offset `at` and the offset `next` after it), then a line break at the
+ * end of the text, standing for the end; shape_find runs them side by side
+ * in one pass. */
 
 typedef struct hits {
     shape_hit_t *v;
@@ -226,6 +221,30 @@ static void hit(hits_t *h, shape_test_t test, size_t start, size_t end)
     h->found++;
 }
 
+/* A segment of text between separators: its characters, the spaces and tabs
+ * that lead it, and where it and its first other character start. */
+typedef struct segment {
+    int64_t chars, lead;
+    size_t start, body;
+    bool in_lead;
+} segment_t;
+
+static inline void segment_add(segment_t *g, unsigned k, size_t at)
+{
+    if (g->in_lead && (k & C_HSPACE)) {
+        g->lead++;
+    } else if (g->in_lead) {
+        g->in_lead = false;
+        g->body = at;
+    }
+    g->chars++;
+}
+
+static inline void segment_reset(segment_t *g, size_t next)
+{
+    *g = (segment_t){0, 0, next, next, true};
+}
+
 /* fragments: the pattern (?:[^,.!?\n]{1,C},[ \t]*){N-1,}[^,.!?\n]{1,C}.
  * Text is cut into segments at , . ! ? line breaks and invalid bytes. A run
  * starts with any non-empty segment ended by a comma (the pattern may start
@@ -233,41 +252,32 @@ static void hit(hits_t *h, shape_test_t test, size_t start, size_t end)
  * their leading spaces and tabs are dropped and that end with a comma, and
  * ends at the first segment that does not; it is a match when it has N
  * fragments, counting that last segment when it is not empty. */
-static void test_fragments(const shape_t *sh, const chars_t *t, hits_t *h)
+typedef struct fragments {
+    segment_t seg;
+    size_t chain, chain_start, last_comma;
+} fragments_t;
+
+static inline void fragments_step(const shape_t *sh, fragments_t *f, unsigned k, size_t at,
+                                  size_t next, hits_t *h)
 {
-    size_t chain = 0, chain_start = 0, seg_start = 0, seg_body = 0, last_comma = 0;
-    int64_t chars = 0, lead = 0;
-    bool in_lead = true;
-    for (size_t j = 0; j <= t->n; j++) {
-        unsigned k = t->cls[j];
-        size_t at = t->off[j];
-        if (!(k & (C_COMMA | C_STOP | C_NL | C_BAD))) {
-            if (in_lead && (k & C_HSPACE)) {
-                lead++;
-            } else if (in_lead) {
-                in_lead = false;
-                seg_body = at;
-            }
-            chars++;
-            continue;
-        }
-        /* a segment [seg_start, at) ends with k */
-        bool comma = (k & C_COMMA) != 0;
-        if (chain > 0 && chars >= 1 && comma && chars - lead <= sh->fragment_chars) {
-            chain++;
-        } else {
-            if (chain > 0 && chain + (chars >= 1) >= (size_t)sh->fragments)
-                hit(h, SHAPE_FRAGMENTS, chain_start, chars >= 1 ? at : last_comma);
-            chain = 0;
-            if (comma && chars >= 1)
-                chain = 1, chain_start = in_lead ? seg_start : seg_body;
-        }
-        if (comma)
-            last_comma = at;
-        seg_start = t->off[j + 1];
-        chars = lead = 0;
-        in_lead = true;
+    if (!(k & (C_COMMA | C_STOP | C_NL | C_BAD))) {
+        segment_add(&f->seg, k, at);
+        return;
     }
+    const segment_t *g = &f->seg; /* [g->start, at), ended by k */
+    bool comma = (k & C_COMMA) != 0;
+    if (f->chain > 0 && g->chars >= 1 && comma && g->chars - g->lead <= sh->fragment_chars) {
+        f->chain++;
+    } else {
+        if (f->chain > 0 && f->chain + (g->chars >= 1) >= (size_t)sh->fragments)
+            hit(h, SHAPE_FRAGMENTS, f->chain_start, g->chars >= 1 ? at : f->last_comma);
+        f->chain = 0;
+        if (comma && g->chars >= 1)
+            f->chain = 1, f->chain_start = g->in_lead ? g->start : g->body;
+    }
+    if (comma)
+        f->last_comma = at;
+    segment_reset(&f->seg, next);
 }
 
 /* sentences: the pattern (?:[^.!?\n]{1,C}[.!?][ \t]*){N,}. Segments end at
@@ -275,39 +285,31 @@ static void test_fragments(const shape_t *sh, const chars_t *t, hits_t *h)
  * with any non-empty sentence (the pattern may start inside it) and goes on
  * through sentences of 1 to C characters once their leading spaces and tabs
  * are dropped; N sentences are a match. */
-static void test_sentences(const shape_t *sh, const chars_t *t, hits_t *h)
+typedef struct sentences {
+    segment_t seg;
+    size_t chain, chain_start, chain_end;
+} sentences_t;
+
+static inline void sentences_step(const shape_t *sh, sentences_t *t, unsigned k, size_t at,
+                                  size_t next, hits_t *h)
 {
-    size_t chain = 0, chain_start = 0, chain_end = 0, seg_start = 0, seg_body = 0;
-    int64_t chars = 0, lead = 0;
-    bool in_lead = true;
-    for (size_t j = 0; j <= t->n; j++) {
-        unsigned k = t->cls[j];
-        size_t at = t->off[j];
-        if (!(k & (C_STOP | C_NL | C_BAD))) {
-            if (in_lead && (k & C_HSPACE)) {
-                lead++;
-            } else if (in_lead) {
-                in_lead = false;
-                seg_body = at;
-            }
-            chars++;
-            continue;
-        }
-        bool stop = (k & C_STOP) != 0;
-        if (chain > 0 && stop && chars >= 1 && chars - lead <= sh->sentence_chars) {
-            chain++;
-            chain_end = at + 1;
-        } else {
-            if (chain >= (size_t)sh->sentences)
-                hit(h, SHAPE_SENTENCES, chain_start, chain_end);
-            chain = 0;
-            if (stop && chars >= 1)
-                chain = 1, chain_start = in_lead ? seg_start : seg_body, chain_end = at + 1;
-        }
-        seg_start = t->off[j + 1];
-        chars = lead = 0;
-        in_lead = true;
+    if (!(k & (C_STOP | C_NL | C_BAD))) {
+        segment_add(&t->seg, k, at);
+        return;
     }
+    const segment_t *g = &t->seg;
+    bool stop = (k & C_STOP) != 0;
+    if (t->chain > 0 && stop && g->chars >= 1 && g->chars - g->lead <= sh->sentence_chars) {
+        t->chain++;
+        t->chain_end = at + 1;
+    } else {
+        if (t->chain >= (size_t)sh->sentences)
+            hit(h, SHAPE_SENTENCES, t->chain_start, t->chain_end);
+        t->chain = 0;
+        if (stop && g->chars >= 1)
+            t->chain = 1, t->chain_start = g->in_lead ? g->start : g->body, t->chain_end = at + 1;
+    }
+    segment_reset(&t->seg, next);
 }
 
 /* lines: the pattern
@@ -316,77 +318,90 @@ static void test_sentences(const shape_t *sh, const chars_t *t, hits_t *h)
  * 1 to W words of characters that are neither white space nor . ! ? (nor
  * invalid bytes), or W + 1 such words the first of which is a lone bullet.
  * N short lines in a row are a match. */
-static void test_lines(const shape_t *sh, const chars_t *t, hits_t *h)
+typedef struct lines {
+    size_t run, run_start, run_end, line_start, line_end;
+    int64_t words, first_chars;
+    bool bad, in_word, first_bullet;
+} lines_t;
+
+static inline void lines_step(const shape_t *sh, lines_t *l, unsigned k, size_t next, hits_t *h)
 {
-    size_t run = 0, run_start = 0, run_end = 0, line_start = 0, line_end = 0;
-    int64_t words = 0, first_chars = 0;
-    bool ok = true, in_word = false, first_bullet = false;
-    for (size_t j = 0; j <= t->n; j++) {
-        unsigned k = t->cls[j];
-        if (!(k & C_NL)) {
-            if (k & C_HSPACE) {
-                in_word = false;
-            } else if (k & (C_SPACE | C_STOP | C_BAD)) {
-                ok = false;
-            } else {
-                if (!in_word)
-                    words++, in_word = true;
-                if (words == 1) {
-                    first_chars++;
-                    first_bullet = (k & C_BULLET) != 0;
-                }
-                line_end = t->off[j + 1];
-            }
-            continue;
-        }
-        bool short_line = ok && words >= 1 &&
-                          (words <= sh->line_words ||
-                           (words == sh->line_words + 1 && first_chars == 1 && first_bullet));
-        if (short_line) {
-            if (run++ == 0)
-                run_start = line_start;
-            run_end = line_end;
+    if (!(k & C_NL)) {
+        if (k & C_HSPACE) {
+            l->in_word = false;
+        } else if (k & (C_SPACE | C_STOP | C_BAD)) {
+            l->bad = true;
         } else {
-            if (run >= (size_t)sh->lines)
-                hit(h, SHAPE_LINES, run_start, run_end);
-            run = 0;
+            if (!l->in_word)
+                l->words++, l->in_word = true;
+            if (l->words == 1) {
+                l->first_chars++;
+                l->first_bullet = (k & C_BULLET) != 0;
+            }
+            l->line_end = next;
         }
-        line_start = line_end = t->off[j + 1];
-        words = first_chars = 0;
-        ok = true;
-        in_word = first_bullet = false;
+        return;
     }
-    if (run >= (size_t)sh->lines)
-        hit(h, SHAPE_LINES, run_start, run_end);
+    bool short_line = !l->bad && l->words >= 1 &&
+                      (l->words <= sh->line_words ||
+                       (l->words == sh->line_words + 1 && l->first_chars == 1 && l->first_bullet));
+    if (short_line) {
+        if (l->run++ == 0)
+            l->run_start = l->line_start;
+        l->run_end = l->line_end;
+    } else {
+        if (l->run >= (size_t)sh->lines)
+            hit(h, SHAPE_LINES, l->run_start, l->run_end);
+        l->run = 0;
+    }
+    l->line_start = l->line_end = next;
+    l->words = l->first_chars = 0;
+    l->bad = l->in_word = l->first_bullet = false;
+}
+
+static void lines_finish(const shape_t *sh, const lines_t *l, hits_t *h)
+{
+    if (l->run >= (size_t)sh->lines)
+        hit(h, SHAPE_LINES, l->run_start, l->run_end);
 }
 
 /* run: the pattern [^.!?\n]{C,}: C characters in a row with no . ! ?, line
  * break or invalid byte. */
-static void test_run(const shape_t *sh, const chars_t *t, hits_t *h)
+typedef struct run {
+    int64_t chars;
+    size_t start;
+} run_t;
+
+static inline void run_step(const shape_t *sh, run_t *r, unsigned k, size_t at, hits_t *h)
 {
-    int64_t chars = 0;
-    size_t start = 0;
-    for (size_t j = 0; j <= t->n; j++) {
-        if (!(t->cls[j] & (C_STOP | C_NL | C_BAD))) {
-            if (chars++ == 0)
-                start = t->off[j];
-            continue;
-        }
-        if (chars >= sh->run_chars)
-            hit(h, SHAPE_RUN, start, t->off[j]);
-        chars = 0;
+    if (!(k & (C_STOP | C_NL | C_BAD))) {
+        if (r->chars++ == 0)
+            r->start = at;
+        return;
     }
+    if (r->chars >= sh->run_chars)
+        hit(h, SHAPE_RUN, r->start, at);
+    r->chars = 0;
 }
 
 /* answer: the pattern \A[^.!?]{C,}\z: the whole text, at least C characters,
- * with no . ! ? and no invalid byte. */
-static void test_answer(const shape_t *sh, const chars_t *t, hits_t *h)
+ * with no . ! ? and no invalid byte (the line break standing for the end is
+ * not counted). */
+typedef struct answer {
+    int64_t chars;
+    bool broken;
+} answer_t;
+
+static inline void answer_step(answer_t *a, unsigned k)
 {
-    for (size_t j = 0; j < t->n; j++)
-        if (t->cls[j] & (C_STOP | C_BAD))
-            return;
-    if ((int64_t)t->n >= sh->answer_chars)
-        hit(h, SHAPE_ANSWER, 0, t->len);
+    a->broken |= (k & (C_STOP | C_BAD)) != 0;
+    a->chars++;
+}
+
+static void answer_finish(const shape_t *sh, const answer_t *a, size_t len, hits_t *h)
+{
+    if (!a->broken && a->chars - 1 >= sh->answer_chars)
+        hit(h, SHAPE_ANSWER, 0, len);
 }
 
 /* clang-format off */
@@ -399,53 +414,65 @@ static void test_answer(const shape_t *sh, const chars_t *t, hits_t *h)
  * or apostrophe: "(churn", "a/b"). N - 1 such words followed by an item that
  * starts with a letter or digit are a match. */
 /* clang-format on */
-static void test_content_words(const shape_t *sh, const chars_t *t, hits_t *h)
+typedef struct content_words {
+    size_t chain, chain_start, match_end;
+    bool matched;
+    /* the item being read; prev 0: none (a space or tab, or the start) */
+    unsigned prev;
+    size_t item, first_end, tail_at;
+    bool initial, all_word, tail;
+} content_words_t;
+
+/* The item that ended at end, followed by a space or tab when spaced. */
+static void content_words_item(const shape_t *sh, content_words_t *w, size_t end, bool spaced,
+                               hits_t *h)
 {
-    size_t need = (size_t)sh->content_words - 1;
-    size_t chain = 0, chain_start = 0, match_end = 0;
-    bool matched = false;
-    size_t j = 0;
-    while (j < t->n) {
-        if (t->cls[j] & C_HSPACE) {
-            j++;
-            continue;
-        }
-        /* an item: characters j0 .. j - 1 */
-        size_t j0 = j;
-        bool initial = (t->cls[j0] & C_LN) != 0;
-        bool all_word = true;
-        bool tail = false; /* a valid first-word start since the last non-word character */
-        size_t tail_at = 0;
-        unsigned prev = 0; /* class of the previous character; 0: a space or the start */
-        for (; j < t->n && !(t->cls[j] & C_HSPACE); j++) {
-            unsigned k = t->cls[j];
-            if ((k & C_LN) && !(prev & (C_LN | C_APOS)) && !tail &&
-                !stop_word_at(t->s, t->len, t->off[j]))
-                tail = true, tail_at = t->off[j];
-            if (!(k & C_WORD))
-                tail = false, all_word = false;
-            prev = k;
-        }
-        size_t item = t->off[j0], end = t->off[j];
-        bool spaced = j < t->n; /* followed by a space or tab */
-        bool full = spaced && all_word && initial && tail && tail_at == item;
-        bool first = spaced && tail;
-        if (chain >= need && initial) {
-            matched = true;
-            match_end = full ? end : t->off[j0 + 1];
-        }
-        if (chain > 0 && full) {
-            chain++;
-            continue;
-        }
-        if (matched)
-            hit(h, SHAPE_CONTENT_WORDS, chain_start, match_end);
-        matched = false;
-        chain = first ? 1 : 0;
-        chain_start = tail_at;
+    bool full = spaced && w->all_word && w->initial && w->tail && w->tail_at == w->item;
+    bool first = spaced && w->tail;
+    if (w->chain >= (size_t)sh->content_words - 1 && w->initial) {
+        w->matched = true;
+        w->match_end = full ? end : w->first_end;
     }
-    if (matched)
-        hit(h, SHAPE_CONTENT_WORDS, chain_start, match_end);
+    if (w->chain > 0 && full) {
+        w->chain++;
+        return;
+    }
+    if (w->matched)
+        hit(h, SHAPE_CONTENT_WORDS, w->chain_start, w->match_end);
+    w->matched = false;
+    w->chain = first ? 1 : 0;
+    w->chain_start = w->tail_at;
+}
+
+static inline void content_words_step(const shape_t *sh, content_words_t *w, const unsigned char *s,
+                                      size_t len, unsigned k, size_t at, size_t next, hits_t *h)
+{
+    if (k & C_HSPACE) {
+        if (w->prev)
+            content_words_item(sh, w, at, true, h);
+        w->prev = 0;
+        return;
+    }
+    if (!w->prev) { /* an item starts */
+        w->item = at;
+        w->first_end = next;
+        w->initial = (k & C_LN) != 0;
+        w->all_word = true;
+        w->tail = false;
+    }
+    if ((k & C_LN) && !(w->prev & (C_LN | C_APOS)) && !w->tail && !stop_word_at(s, len, at))
+        w->tail = true, w->tail_at = at;
+    if (!(k & C_WORD))
+        w->tail = false, w->all_word = false;
+    w->prev = k | C_BAD; /* never 0 inside an item */
+}
+
+static void content_words_finish(const shape_t *sh, content_words_t *w, size_t len, hits_t *h)
+{
+    if (w->prev)
+        content_words_item(sh, w, len, false, h);
+    if (w->matched)
+        hit(h, SHAPE_CONTENT_WORDS, w->chain_start, w->match_end);
 }
 
 /* ---- the shape ---- */
@@ -472,56 +499,55 @@ static int hit_cmp(const void *a, const void *b)
     return x->test < y->test ? -1 : x->test > y->test;
 }
 
-size_t shape_find(arena_t *a, const shape_t *sh, const char *text, size_t len, shape_hit_t *out,
-                  size_t max)
+size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *out, size_t max)
 {
     const unsigned char *s = (const unsigned char *)text;
-    chars_t t = {s, len, 0, arena_alloc_raw(a, (len + 1) * sizeof *t.cls),
-                 arena_alloc_raw(a, (len + 2) * sizeof *t.off)};
-    if (!t.cls || !t.off)
-        return 0;
-    for (size_t i = 0; i < len;) {
-        t.off[t.n] = (uint32_t)i;
-        t.cls[t.n++] = (uint16_t)class_of(next_cp(s, len, &i));
-    }
-    t.cls[t.n] = C_NL;
-    t.off[t.n] = t.off[t.n + 1] = (uint32_t)len;
-    shape_hit_t buf[SHAPE_TESTS * SHAPE_HITS_MAX];
     if (max > SHAPE_HITS_MAX)
         max = SHAPE_HITS_MAX;
+    shape_hit_t buf[SHAPE_TESTS * SHAPE_HITS_MAX];
+    hits_t h[SHAPE_TESTS];
+    for (int k = 0; k < SHAPE_TESTS; k++)
+        h[k] = (hits_t){buf + k * max, 0, max, 0};
+    fragments_t fr = {.seg = {0, 0, 0, 0, true}};
+    sentences_t se = {.seg = {0, 0, 0, 0, true}};
+    lines_t li = {0};
+    run_t ru = {0};
+    answer_t an = {0};
+    content_words_t cw = {0};
+    bool on_fr = sh->fragments > 0, on_se = sh->sentences > 0, on_li = sh->lines > 0;
+    bool on_ru = sh->run_chars > 0, on_cw = sh->content_words > 0, on_an = sh->answer_chars > 0;
+    for (size_t i = 0; i <= len;) {
+        size_t at = i;
+        unsigned k = C_NL; /* the end of the text */
+        if (i < len)
+            k = class_of(next_cp(s, len, &i));
+        else
+            i++;
+        size_t next = i <= len ? i : len;
+        if (on_fr)
+            fragments_step(sh, &fr, k, at, next, &h[SHAPE_FRAGMENTS]);
+        if (on_se)
+            sentences_step(sh, &se, k, at, next, &h[SHAPE_SENTENCES]);
+        if (on_li)
+            lines_step(sh, &li, k, next, &h[SHAPE_LINES]);
+        if (on_ru)
+            run_step(sh, &ru, k, at, &h[SHAPE_RUN]);
+        if (on_an)
+            answer_step(&an, k);
+        if (on_cw && at < len)
+            content_words_step(sh, &cw, s, len, k, at, next, &h[SHAPE_CONTENT_WORDS]);
+    }
+    if (on_li)
+        lines_finish(sh, &li, &h[SHAPE_LINES]);
+    if (on_an)
+        answer_finish(sh, &an, len, &h[SHAPE_ANSWER]);
+    if (on_cw)
+        content_words_finish(sh, &cw, len, &h[SHAPE_CONTENT_WORDS]);
     size_t found = 0, n = 0;
     for (int k = 0; k < SHAPE_TESTS; k++) {
-        hits_t h = {buf + n, 0, max, 0};
-        switch ((shape_test_t)k) {
-        case SHAPE_FRAGMENTS:
-            if (sh->fragments > 0)
-                test_fragments(sh, &t, &h);
-            break;
-        case SHAPE_SENTENCES:
-            if (sh->sentences > 0)
-                test_sentences(sh, &t, &h);
-            break;
-        case SHAPE_LINES:
-            if (sh->lines > 0)
-                test_lines(sh, &t, &h);
-            break;
-        case SHAPE_RUN:
-            if (sh->run_chars > 0)
-                test_run(sh, &t, &h);
-            break;
-        case SHAPE_CONTENT_WORDS:
-            if (sh->content_words > 0)
-                test_content_words(sh, &t, &h);
-            break;
-        case SHAPE_ANSWER:
-            if (sh->answer_chars > 0)
-                test_answer(sh, &t, &h);
-            break;
-        default:
-            break;
-        }
-        n += h.n;
-        found += h.found;
+        memmove(buf + n, h[k].v, h[k].n * sizeof *buf);
+        n += h[k].n;
+        found += h[k].found;
     }
     qsort(buf, n, sizeof *buf, hit_cmp);
     if (n > max)

@@ -679,7 +679,7 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
      * statement) */
     if (e->shape && !ctx_over_budget(c)) {
         shape_hit_t hits[MAX_EVIDENCE];
-        size_t found = shape_find(c->a, e->shape, text, text_len, hits, MAX_EVIDENCE);
+        size_t found = shape_find(e->shape, text, text_len, hits, MAX_EVIDENCE);
         c->steps += GRADING_SHAPE_CALL_STEPS + (uint64_t)text_len * shape_tests_on(e->shape);
         for (size_t h = 0; h < found && h < MAX_EVIDENCE && shown < MAX_EVIDENCE; h++, shown++) {
             trace_evidence(c, rule, text, hits[h].start, hits[h].end);

@@ -438,21 +438,19 @@ static void test_shape_find_counts_runs(void **state)
 {
     (void)state;
     shape_t sh = {.fragments = 3, .fragment_chars = 32, .sentences = 0, .sentence_chars = 20};
-    arena_t a = {0};
     shape_hit_t hits[SHAPE_HITS_MAX];
     const char *t = "a, b, c. d, e, f. g, h";
-    assert_int_equal(shape_find(&a, &sh, t, strlen(t), hits, 8), 2);
+    assert_int_equal(shape_find(&sh, t, strlen(t), hits, 8), 2);
     assert_int_equal(hits[0].start, 0);
     assert_int_equal(hits[0].end, 7);
     assert_int_equal(hits[1].start, 9);
     assert_int_equal(hits[1].end, 16);
-    assert_int_equal(shape_find(&a, &sh, t, strlen(t), hits, 1), 2);
+    assert_int_equal(shape_find(&sh, t, strlen(t), hits, 1), 2);
     sh.fragments = 0;
     sh.sentences = 2;
-    assert_int_equal(shape_find(&a, &sh, t, strlen(t), hits, 8), 1);
+    assert_int_equal(shape_find(&sh, t, strlen(t), hits, 8), 1);
     assert_int_equal(hits[0].test, SHAPE_SENTENCES);
     assert_int_equal(shape_tests_on(&sh), 1);
-    arena_free(&a);
 }
 
 int main(void)
