@@ -38,11 +38,6 @@ typedef struct known_stem {
 struct stem_table {
     arena_t arena;
     known_stem_t *v;
-    /* tag[k]: the hash of v[k]'s word with its low bit set, 0 when empty. A
-     * lookup probes this dense array and reads v[k] only on an equal tag: the
-     * table is read for every candidate word, and its entries are mostly not
-     * in the cache. */
-    uint32_t *tag;
     size_t n, cap; /* cap: a power of two, at most half full */
 };
 
@@ -245,9 +240,8 @@ static const known_stem_t *known_find(const stem_table_t *t, const char *norm, s
     if (!t || !t->cap)
         return NULL;
     size_t mask = t->cap - 1;
-    uint32_t tag = h | 1;
-    for (size_t k = h & mask; t->tag[k]; k = (k + 1) & mask)
-        if (t->tag[k] == tag && t->v[k].norm_len == nl && bytes_equal(t->v[k].norm, norm, nl))
+    for (size_t k = h & mask; t->v[k].norm_len; k = (k + 1) & mask)
+        if (t->v[k].norm_len == nl && bytes_equal(t->v[k].norm, norm, nl))
             return &t->v[k];
     return NULL;
 }
@@ -262,23 +256,21 @@ void stem_table_free(stem_table_t *t)
     if (!t)
         return;
     free(t->v);
-    free(t->tag);
     arena_free(&t->arena);
     free(t);
 }
 
 size_t stem_table_memory(const stem_table_t *t)
 {
-    return t ? sizeof *t + t->arena.total + t->cap * (sizeof *t->v + sizeof *t->tag) : 0;
+    return t ? sizeof *t + t->arena.total + t->cap * sizeof *t->v : 0;
 }
 
 static bool known_put(stem_table_t *t, const known_stem_t *e, uint32_t h)
 {
     size_t mask = t->cap - 1, k = h & mask;
-    while (t->tag[k])
+    while (t->v[k].norm_len)
         k = (k + 1) & mask;
     t->v[k] = *e;
-    t->tag[k] = h | 1;
     return true;
 }
 
@@ -300,24 +292,18 @@ bool stem_table_add_text(stem_table_t *t, stemmer_box_t *st, const char *text, s
         if ((t->n + 1) * 2 > t->cap) {
             size_t cap = t->cap ? t->cap * 2 : 256;
             known_stem_t *old = t->v;
-            uint32_t *old_tag = t->tag;
             size_t old_cap = t->cap;
             t->v = calloc(cap, sizeof *t->v);
-            t->tag = calloc(cap, sizeof *t->tag);
-            if (!t->v || !t->tag) {
-                free(t->v);
-                free(t->tag);
+            if (!t->v) {
                 t->v = old;
-                t->tag = old_tag;
                 ok = false;
                 break;
             }
             t->cap = cap;
             for (size_t k = 0; k < old_cap; k++)
-                if (old_tag[k])
+                if (old[k].norm_len)
                     known_put(t, &old[k], word_hash(old[k].norm, old[k].norm_len));
             free(old);
-            free(old_tag);
         }
         known_stem_t e = {arena_strndup(&t->arena, w->norm, w->norm_len),
                           arena_strndup(&t->arena, w->stem, w->stem_len), w->norm_len, w->stem_len};
