@@ -373,7 +373,7 @@ bool limits_check(loader_t *L, json_t *root)
              GRADING_RUBRIC_PHRASES_MAX);
     if (m.work > GRADING_MATCH_WORK_MAX)
         over(&m, "items",
-             "match work of %llu (phrase and name words, %d per pattern); the limit is %d",
+             "match work of %llu (phrase and name words, %d per pattern or shape); the limit is %d",
              (unsigned long long)m.work, GRADING_PATTERN_WORK, GRADING_MATCH_WORK_MAX);
     return !m.over;
 }
