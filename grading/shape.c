@@ -196,9 +196,15 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     }
     if (n == 0)
         return false;
-    for (const char *l = STOP_WORDS[n]; *l; l += n)
-        if (l[0] == w[0] && memcmp(l, w, n) == 0)
+    for (const char *l = STOP_WORDS[n]; *l; l += n) {
+        if (l[0] != w[0])
+            continue;
+        size_t k = 1; /* words of at most six letters: a loop costs less than a call */
+        while (k < n && l[k] == w[k])
+            k++;
+        if (k == n)
             return true;
+    }
     return false;
 }
 

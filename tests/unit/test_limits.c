@@ -838,7 +838,8 @@ static void test_catastrophic_pattern_ends_abandoned_within_the_match_limit(void
     grading_rubric_destroy(&r);
 }
 
-/* The keyword-list guard of the csm-smb pack on a list of 600 tiny sentences:
+/* A keyword-list guard pattern (csm-smb's up to v5, which now uses the
+ * keyword_list shape) on a list of 600 tiny sentences:
  * the interpreter nests one backtracking frame per sentence and gives up at
  * the depth limit (1,000), which left such a list unpenalised. Where libpcre2
  * has a JIT the match runs there and finds the list; the interpreter is only
