@@ -4,8 +4,9 @@
  * A candidate who pastes keywords instead of sentences ("onboarding, kickoff,
  * training, QBR, ...") would collect the phrase points of a text item without
  * writing anything. A `keyword_list` shape (an element's "shape" field, see
- * RUBRIC.md) recognises such an answer by its form, with six tests, each a
- * single left-to-right pass over the characters of the original text:
+ * RUBRIC.md) recognises such an answer by its form, with six tests run side
+ * by side in a single left-to-right pass over the characters of the original
+ * text:
  *
  *   fragments      N comma-separated fragments in a row, the inner ones short
  *   lines          N lines in a row of a few words each (a bullet list)
@@ -16,8 +17,9 @@
  *   answer         the whole answer long and without a sentence end
  *
  * Each test is the linear-time reading of a PCRE2 guard pattern the csm-smb
- * rubric used before (quoted at each test): it finds a run exactly when the
- * pattern finds a match, so a rubric moving from the patterns to the shape
+ * rubric used before (quoted at each test): it finds a run where the pattern
+ * finds a match (the same verdicts on the csm-smb attempts and on random text
+ * aimed at the edge cases), so a rubric moving from the patterns to the shape
  * keeps its scores. Characters are Unicode code points of valid UTF-8; a byte
  * that is not part of a valid sequence matches nothing (as PCRE2 treats it
  * with PCRE2_MATCH_INVALID_UTF), so it breaks every run.
