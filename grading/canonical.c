@@ -59,8 +59,9 @@ json_t *mp_to_json(const msgpack_object *o, int depth, char *why, size_t whylen)
         json_t *m = json_object();
         for (uint32_t i = 0; m && i < o->via.map.size; i++) {
             const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            /* an empty string's ptr may be NULL: no memchr or memcpy on it */
             if (kv->key.type != MSGPACK_OBJECT_STR ||
-                memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size)) {
+                (kv->key.via.str.size && memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size))) {
                 snprintf(why, whylen, "map keys must be strings");
                 json_decref(m);
                 return NULL;
@@ -71,7 +72,8 @@ json_t *mp_to_json(const msgpack_object *o, int depth, char *why, size_t whylen)
                 json_decref(m);
                 return NULL;
             }
-            memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
+            if (kv->key.via.str.size)
+                memcpy(key, kv->key.via.str.ptr, kv->key.via.str.size);
             key[kv->key.via.str.size] = '\0';
             if (json_object_get(m, key)) {
                 snprintf(why, whylen, "duplicate key \"%s\"", key);
