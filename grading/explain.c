@@ -115,6 +115,8 @@ static void evidence(sbuf_t *b, const msgpack_object *ev, const char *indent)
             quote(b, get(e, "text"));
         if (get(e, "phrase"))
             sb_printf(b, " ~ phrase \"%.*s\"", STR(get(e, "phrase")));
+        if (get(e, "shape"))
+            sb_printf(b, " ~ keyword-list shape: %.*s", STR(get(e, "shape")));
         if (truthy(get(e, "typo")))
             sb_printf(b, " (one misspelled letter tolerated)");
         sb_printf(b, "\n");

@@ -314,6 +314,48 @@ size_t lexicon_memory(const lexicon_t *lx);
  * NULL (an item without phrases: every list is empty). */
 bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk);
 
+/* ---- text shapes (shape.c): is a written answer a keyword list? ---- */
+/* The parameters of a "keyword_list" shape (RUBRIC.md); a count or length of
+ * 0 turns its test off. */
+typedef struct shape {
+    int64_t fragments, fragment_chars; /* comma-separated fragments in a row */
+    int64_t sentences, sentence_chars; /* very short sentences in a row */
+    int64_t lines, line_words;         /* short lines in a row */
+    int64_t run_chars;                 /* characters without a sentence end */
+    int64_t content_words;             /* words in a row without a stop word */
+    int64_t answer_chars;              /* a whole answer without a sentence end */
+} shape_t;
+
+typedef enum shape_test {
+    SHAPE_FRAGMENTS,
+    SHAPE_SENTENCES,
+    SHAPE_LINES,
+    SHAPE_RUN,
+    SHAPE_CONTENT_WORDS,
+    SHAPE_ANSWER,
+    SHAPE_TESTS
+} shape_test_t;
+
+/* One run found: the test and its byte span in the text. */
+typedef struct shape_hit {
+    shape_test_t test;
+    size_t start, end;
+} shape_hit_t;
+
+#define SHAPE_HITS_MAX 8 /* runs shape_find hands back at most */
+/* Grading work of a shape: GRADING_SHAPE_CALL_STEPS, plus one step per byte
+ * of text for each test that is on. */
+#define GRADING_SHAPE_CALL_STEPS 100u
+
+/* Every run of text[0..len) that one of the shape's tests finds: the first
+ * min(max, SHAPE_HITS_MAX) by start offset go to out; returns how many runs
+ * there are. One pass over the text for all the tests. */
+size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *out, size_t max);
+/* The tests that are on. */
+size_t shape_tests_on(const shape_t *sh);
+/* "fragments", "sentences", "lines", "run", "content_words", "answer". */
+const char *shape_test_name(shape_test_t t);
+
 /* ---- compiled rubric model ---- */
 typedef enum item_type {
     IT_CHOICE,

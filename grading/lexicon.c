@@ -28,6 +28,8 @@ typedef struct lex_word {
     const char *norm, *stem;
     uint32_t norm_len, stem_len;
     int32_t syn;
+    unsigned char b0, b1; /* norm[0], norm[1]: the typo filters read them without
+                             following norm */
 } lex_word_t;
 
 /* A string that is some word's stem or normalised form, or a synonym. */
@@ -57,6 +59,11 @@ struct lexicon {
     uint32_t *syn_at;             /* set s: post[syn_at[s] .. syn_at[s + 1]) */
     lex_bucket_t *first, *second; /* by length and first / second byte */
     size_t bucket_cap;
+    /* Which buckets exist: bit (length & 63) of lens_first[byte] is set when
+     * some word of that length starts with byte (lens_second: has it second).
+     * Most candidate words have no bucket to look in; the bit says so without
+     * probing the tables. */
+    uint64_t lens_first[256], lens_second[256];
     uint32_t *post;
     size_t n_post;
 };
@@ -157,7 +164,7 @@ int32_t lexicon_intern(lexicon_t **lxp, const char *norm, uint32_t norm_len, con
     lexicon_t *lx = lexicon_get(lxp);
     if (!lx)
         return -1;
-    lex_word_t key = {norm, stem, norm_len, stem_len, syn};
+    lex_word_t key = {norm, stem, norm_len, stem_len, syn, 0, 0}; /* b0, b1: lexicon_finish */
     if (lx->pairs_cap) {
         size_t mask = lx->pairs_cap - 1;
         for (size_t h = pair_hash(&key) & mask; lx->pairs[h]; h = (h + 1) & mask) {
@@ -275,10 +282,14 @@ bool lexicon_finish(lexicon_t *lx, const grading_rubric_t *r)
         str_add(lx, r, w->norm, w->norm_len)->n_norm++;
         if (w->syn >= 0 && (size_t)w->syn < r->n_synonyms)
             lx->syn_at[w->syn + 1]++;
+        lx->w[i].b0 = (unsigned char)w->norm[0];
+        lx->w[i].b1 = w->norm_len > 0 ? (unsigned char)w->norm[1] : 0;
         if (w->norm_len >= lx->typo_min) {
             unsigned char b0 = (unsigned char)w->norm[0], b1 = (unsigned char)w->norm[1];
             bucket_get(lx->first, lx->bucket_cap, bucket_key(w->norm_len, b0), true)->n++;
             bucket_get(lx->second, lx->bucket_cap, bucket_key(w->norm_len, b1), true)->n++;
+            lx->lens_first[b0] |= 1ull << (w->norm_len & 63);
+            lx->lens_second[b1] |= 1ull << (w->norm_len & 63);
         }
     }
     for (size_t s = 0; s < r->n_synonyms; s++)
@@ -373,8 +384,8 @@ static bool add_all(match_list_t *l, size_t from, const uint32_t *post, uint32_t
  * within one edit (text.c token_match), or 0 when none is. */
 static uint32_t typo_max(const token_t *t, const lex_word_t *w)
 {
-    if (t->norm[0] != w->norm[0] && t->norm[1] != w->norm[1] && t->norm[1] != w->norm[0] &&
-        t->norm[0] != w->norm[1])
+    unsigned char t0 = (unsigned char)t->norm[0], t1 = (unsigned char)t->norm[1];
+    if (t0 != w->b0 && t1 != w->b1 && t1 != w->b0 && t0 != w->b1)
         return 0;
     if (text_within_one_edit(t->norm, t->norm_len, w->norm, w->norm_len))
         return w->norm_len;
@@ -386,20 +397,22 @@ static uint32_t typo_max(const token_t *t, const lex_word_t *w)
 /* Typo candidates from one bucket table; skip_first: words whose first byte
  * is one of bytes were already seen through the first-byte table. */
 static bool add_typos(match_list_t *l, size_t from, const lexicon_t *lx, const lex_bucket_t *tab,
-                      const token_t *t, const unsigned char *bytes, int nb, bool skip_first)
+                      const uint64_t *lens, const token_t *t, const unsigned char *bytes, int nb,
+                      bool skip_first)
 {
     uint32_t len = t->norm_len;
     for (uint32_t pl = len > 1 ? len - 1 : 1; pl <= len + 1; pl++) {
         if (pl < lx->typo_min)
             continue;
         for (int k = 0; k < nb; k++) {
+            if (!(lens[bytes[k]] >> (pl & 63) & 1))
+                continue; /* no such bucket */
             const lex_bucket_t *b =
                 bucket_get((lex_bucket_t *)tab, lx->bucket_cap, bucket_key(pl, bytes[k]), false);
             for (uint32_t q = 0; b && q < b->n; q++) {
                 uint32_t wi = lx->post[b->at + q];
                 const lex_word_t *w = &lx->w[wi];
-                if (skip_first && ((unsigned char)w->norm[0] == bytes[0] ||
-                                   (unsigned char)w->norm[0] == bytes[nb - 1]))
+                if (skip_first && (w->b0 == bytes[0] || w->b0 == bytes[nb - 1]))
                     continue;
                 if (list_has(l, from, wi))
                     continue;
@@ -441,8 +454,8 @@ bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk)
         if (!(t->flags & TOK_NUMBER) && t->norm_len + 1 >= lx->typo_min && t->norm_len >= 2) {
             unsigned char bytes[2] = {(unsigned char)t->norm[0], (unsigned char)t->norm[1]};
             int nb = bytes[0] == bytes[1] ? 1 : 2;
-            if (!add_typos(&l, from, lx, lx->first, t, bytes, nb, false) ||
-                !add_typos(&l, from, lx, lx->second, t, bytes, nb, true))
+            if (!add_typos(&l, from, lx, lx->first, lx->lens_first, t, bytes, nb, false) ||
+                !add_typos(&l, from, lx, lx->second, lx->lens_second, t, bytes, nb, true))
                 return false;
         }
     }

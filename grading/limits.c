@@ -205,6 +205,10 @@ static void text_like(lim_t *m, json_t *it, const char *path)
         const char *p = ld_path_idx(m->L, ep, i);
         phrases(m, e, p);
         patterns(m, e, p);
+        /* a shape is one linear pass per test: counted as a pattern */
+        json_t *sh = json_is_object(e) ? json_object_get(e, "shape") : NULL;
+        if (sh && !json_is_null(sh))
+            m->work += GRADING_PATTERN_WORK;
     }
 }
 
@@ -369,7 +373,7 @@ bool limits_check(loader_t *L, json_t *root)
              GRADING_RUBRIC_PHRASES_MAX);
     if (m.work > GRADING_MATCH_WORK_MAX)
         over(&m, "items",
-             "match work of %llu (phrase and name words, %d per pattern); the limit is %d",
+             "match work of %llu (phrase and name words, %d per pattern or shape); the limit is %d",
              (unsigned long long)m.work, GRADING_PATTERN_WORK, GRADING_MATCH_WORK_MAX);
     return !m.over;
 }

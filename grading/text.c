@@ -75,6 +75,7 @@ typedef struct element {
     uint16_t **pattern_reach; /* item_reach of the item after each callout, by its
                                  pattern_position */
     size_t n_patterns;
+    const shape_t *shape; /* a keyword-list shape (shape.c), or NULL */
     int64_t window, min_matches, max_count;
     bool negatable, reject_hedged;
     int64_t min, max; /* rules: bounds (0 = none for max) */
@@ -257,6 +258,53 @@ static void compile_patterns(loader_t *L, element_t *e, json_t *o, tnode_t *c, c
     pcre2_compile_context_free(cc);
 }
 
+/* A count of a shape: 0 (the test is off) or 2 to 1000. */
+static int64_t shape_count(loader_t *L, json_t *o, tnode_t *c, const char *p, const char *key,
+                           int64_t def)
+{
+    int64_t v = ld_int(L, o, c, p, key, def, 0, 1000);
+    if (v == 1) {
+        ld_error(L, ld_path_key(L, p, key), "expected 0 (off) or an integer from 2 to 1000");
+        v = def;
+    }
+    return v;
+}
+
+/* "shape": {"kind": "keyword_list", ...}. Written to the canonical form only
+ * when present (with every parameter), so that rubrics without it keep their
+ * hash. */
+static const shape_t *compile_shape(loader_t *L, json_t *o, tnode_t *c, const char *p)
+{
+    json_t *v = ld_object(L, o, p, "shape", false);
+    if (!v)
+        return NULL;
+    const char *sp = ld_path_key(L, p, "shape");
+    static const char *const keys[] = {
+        "kind",  "fragments",  "fragment_chars", "sentences",     "sentence_chars",
+        "lines", "line_words", "run_chars",      "content_words", "answer_chars",
+        NULL};
+    static const char *const kinds[] = {"keyword_list", NULL};
+    ld_check_keys(L, v, sp, keys);
+    tnode_t *cs = t_map(L->ta);
+    t_set(L->ta, c, "shape", cs);
+    ld_enum(L, v, cs, sp, "kind", kinds, NULL);
+    shape_t *sh = arena_alloc(&L->r->arena, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->fragments = shape_count(L, v, cs, sp, "fragments", 8);
+    sh->fragment_chars = ld_int(L, v, cs, sp, "fragment_chars", 32, 1, 100000);
+    sh->sentences = shape_count(L, v, cs, sp, "sentences", 8);
+    sh->sentence_chars = ld_int(L, v, cs, sp, "sentence_chars", 20, 1, 100000);
+    sh->lines = shape_count(L, v, cs, sp, "lines", 8);
+    sh->line_words = ld_int(L, v, cs, sp, "line_words", 4, 1, 1000);
+    sh->run_chars = ld_int(L, v, cs, sp, "run_chars", 400, 0, GRADING_TEXT_MAX_BYTES);
+    sh->content_words = shape_count(L, v, cs, sp, "content_words", 8);
+    sh->answer_chars = ld_int(L, v, cs, sp, "answer_chars", 0, 0, GRADING_TEXT_MAX_BYTES);
+    if (shape_tests_on(sh) == 0)
+        ld_error(L, sp, "every test of the shape is off");
+    return sh;
+}
+
 /* Compile "elements" and "rules" of obj into *out; element refs are written
  * to it->elements from index elem_base on. */
 static void compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t *obj,
@@ -303,9 +351,9 @@ static void compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t 
         refs[i] = it->elements[i];
     it->elements = refs;
     it->n_elements = elem_base + ts->n;
-    static const char *const ekeys[] = {"id",        "points",    "phrases",       "patterns",
-                                        "window",    "negatable", "reject_hedged", "min_matches",
-                                        "max_count", NULL};
+    static const char *const ekeys[] = {"id",          "points",    "phrases",   "patterns",
+                                        "shape",       "window",    "negatable", "reject_hedged",
+                                        "min_matches", "max_count", NULL};
     const char *ep = ld_path_key(L, path, "elements");
     for (size_t i = 0; i < ne; i++) {
         json_t *o = json_array_get(els, i);
@@ -332,9 +380,12 @@ static void compile_elements(loader_t *L, item_t *it, text_spec_t **out, json_t 
         size_t np = 0;
         char **ph = ld_strings(L, o, c, p, "phrases", &np, false);
         compile_patterns(L, e, o, c, p);
-        if (np == 0 && e->n_patterns == 0 && !json_object_get(o, "patterns"))
+        e->shape = compile_shape(L, o, c, p);
+        if (np == 0 && e->n_patterns == 0 && !json_object_get(o, "patterns") &&
+            !json_object_get(o, "shape"))
             ld_error(L, ld_path_key(L, p, "phrases"),
-                     "expected an array of strings (an element needs phrases or patterns)");
+                     "expected an array of strings (an element needs phrases, patterns or a "
+                     "shape)");
         e->phrases = arena_alloc(&r->arena, (np + 1) * sizeof *e->phrases);
         for (size_t k = 0; e->phrases && k < np; k++)
             if (compile_phrase(L, &e->phrases[e->n_phrases], ph[k],
@@ -615,7 +666,8 @@ static size_t token_at_offset(const tokens_t *tk, size_t off)
 #define MAX_EVIDENCE 5
 
 static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e, const char *text,
-                             tnode_t *rule, tnode_t *elem_ev, tnode_t *rejected, bool *abandoned)
+                             size_t text_len, tnode_t *rule, tnode_t *elem_ev, tnode_t *rejected,
+                             bool *abandoned)
 {
     const tokens_t *tk = m->toks;
     int64_t count = 0;
@@ -749,6 +801,23 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
             }
         }
     }
+    /* the shape of the whole text: linear, never negated (a form, not a
+     * statement) */
+    if (e->shape && !ctx_over_budget(c)) {
+        shape_hit_t hits[MAX_EVIDENCE];
+        size_t found = shape_find(e->shape, text, text_len, hits, MAX_EVIDENCE);
+        c->steps += GRADING_SHAPE_CALL_STEPS + (uint64_t)text_len * shape_tests_on(e->shape);
+        for (size_t h = 0; h < found && h < MAX_EVIDENCE && shown < MAX_EVIDENCE; h++, shown++) {
+            trace_evidence(c, rule, text, hits[h].start, hits[h].end);
+            tnode_t *evs = t_get(rule, "evidence");
+            t_put(c->a, evs->kids[evs->n - 1], "shape", t_ref(c->a, shape_test_name(hits[h].test)));
+            tnode_t *copy = t_map(c->a);
+            t_put(c->a, copy, "start", t_int(c->a, (int64_t)hits[h].start));
+            t_put(c->a, copy, "end", t_int(c->a, (int64_t)hits[h].end));
+            t_push(c->a, elem_ev, copy);
+        }
+        count += (int64_t)found;
+    }
     return count;
 }
 
@@ -789,7 +858,7 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
         if (e->kind == EK_PHRASES) {
             tnode_t *rejected = t_arr(c->a);
             bool abandoned = false;
-            int64_t count = score_phrases(c, &m, e, text, rule, elem_ev, rejected, &abandoned);
+            int64_t count = score_phrases(c, &m, e, text, len, rule, elem_ev, rejected, &abandoned);
             matched = count >= e->min_matches;
             if (matched) {
                 int64_t times = count < e->max_count ? count : e->max_count;
@@ -842,7 +911,6 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
         t_set(c->a, rule, "points_milli", t_int(c->a, pts));
         t_set(c->a, rule, "detail", t_ref(c->a, detail));
     }
-    (void)len;
     (void)path;
     (void)err;
     (void)it;

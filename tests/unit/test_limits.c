@@ -853,7 +853,8 @@ static void test_catastrophic_pattern_ends_abandoned_within_the_match_limit(void
     grading_rubric_destroy(&r);
 }
 
-/* The keyword-list guard of the csm-smb pack on a list of 600 tiny sentences:
+/* A keyword-list guard pattern (csm-smb's up to v5, which now uses the
+ * keyword_list shape) on a list of 600 tiny sentences:
  * the interpreter nests one backtracking frame per sentence and gives up at
  * the depth limit (1,000), which left such a list unpenalised. Where libpcre2
  * has a JIT the match runs there and finds the list; the interpreter is only
@@ -1412,8 +1413,21 @@ static void test_rubric_totals_and_match_work_are_limit_exceeded(void **state)
     free(s);
     s = text_rubric(20, 1000, 10, 1, "", 0);
     expect_limit(s, "items",
-                 "match work of 200001 (phrase and name words, 100 per pattern); the limit is "
-                 "200000");
+                 "match work of 200001 (phrase and name words, 100 per pattern or shape); the "
+                 "limit is 200000");
+    free(s);
+    /* a keyword-list shape counts as a pattern: 200,000 + 100 */
+    s = text_rubric(20, 1000, 10, 0, "", 0);
+    size_t n = strlen(s);
+    static const char shape[] =
+        ",{\"id\":\"k\",\"points\":-1,\"shape\":{\"kind\":\"keyword_list\"}}]}]}";
+    char *t = malloc(n - 4 + sizeof shape);
+    memcpy(t, s, n - 4); /* without the closing "]}]}" */
+    memcpy(t + n - 4, shape, sizeof shape);
+    expect_limit(t, "items",
+                 "match work of 200100 (phrase and name words, 100 per pattern or shape); the "
+                 "limit is 200000");
+    free(t);
     free(s);
     /* phrases in the rubric: 20,000 load (above), 20,001 do not */
     s = text_rubric(21, 1000, 1, 0, "", 0);
