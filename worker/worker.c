@@ -35,6 +35,11 @@
 #include <zmq.h>
 
 #define WORKER_READ_BURST 256
+/* A RESULTS is sent once its score events pass this many bytes (or --batch
+ * events): a few real attempts' events already make the message cost
+ * little per event, and the buffers that build it stay small, which keeps
+ * the worker's resident memory down. */
+#define WORKER_RESULTS_BYTES (256u << 10)
 
 static volatile sig_atomic_t worker_stopping = 0;
 
@@ -246,9 +251,14 @@ static void results_send(worker_t *w, size_t bi)
     if (proto_encode_results(&w->out, bc->results.data, bc->results.size, bc->nresults) == 0)
         send_frames(bc, "RESULTS", w->out.data, w->out.size);
     bc->nresults = 0;
-    if (bc->results.alloc > 4 * PROTO_BATCH_BYTES) {
+    /* a result bigger than the batch alone leaves no big buffer behind */
+    if (bc->results.alloc > 2 * WORKER_RESULTS_BYTES) {
         msgpack_sbuffer_destroy(&bc->results);
         msgpack_sbuffer_init(&bc->results);
+    }
+    if (w->out.alloc > 2 * WORKER_RESULTS_BYTES) {
+        msgpack_sbuffer_destroy(&w->out);
+        msgpack_sbuffer_init(&w->out);
     }
     msgpack_sbuffer_clear(&bc->results);
 }
@@ -270,7 +280,7 @@ static void result_out(worker_t *w, size_t bi, const void *body, size_t len)
         send_frames(bc, "RESULT", body, len);
         return;
     }
-    if (bc->nresults && bc->results.size + len > PROTO_BATCH_BYTES)
+    if (bc->nresults && bc->results.size + len > WORKER_RESULTS_BYTES)
         results_send(w, bi);
     if (msgpack_sbuffer_write(&bc->results, body, len) != 0) {
         send_frames(bc, "RESULT", body, len);
