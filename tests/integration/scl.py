@@ -555,6 +555,17 @@ class FakeWorker:
         self.sock.close(0)
 
 
+def ready_and_die(ctx, endpoint, worker_id, credit=16):
+    """A worker that connects, says READY and is gone for good: the READY is
+    flushed (linger), then the socket closes before anything comes back, as
+    when a worker process dies right after its handshake."""
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 2000)
+    s.connect(endpoint)
+    s.send_multipart([SIGNATURE, b"READY", msgpack.packb({"worker": worker_id, "credit": credit})])
+    s.close()
+
+
 # ---- content ----------------------------------------------------------------
 
 def rubric_files():

@@ -98,12 +98,7 @@ class CrashLoopTest(scl.ClusterTest):
         client = c.client()
 
         def ready_and_die(n):
-            s = c.ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 2000)
-            s.connect(c.work_ep)
-            s.send_multipart([scl.SIGNATURE, b"READY",
-                              msgpack.packb({"worker": "crashloop-%d" % n, "credit": 16})])
-            s.close()
+            scl.ready_and_die(c.ctx, c.work_ep, "crashloop-%d" % n)
 
         ready_and_die(0)
         time.sleep(0.5)

@@ -18,9 +18,6 @@ Run: SCORELINE_BIN_DIR=build /usr/bin/python3 tests/chaos/repro/dead_letter_unde
 """
 import time
 
-import msgpack
-import zmq
-
 import repro_common
 from repro_common import scl
 
@@ -30,12 +27,7 @@ def main(c):
     c.push_rubric()
 
     def ready_and_die(n):
-        s = c.ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 2000)
-        s.connect(c.work_ep)
-        s.send_multipart([scl.SIGNATURE, b"READY",
-                          msgpack.packb({"worker": "crashloop-%d" % n, "credit": 16})])
-        s.close()  # READY is flushed, then the worker is gone for good
+        scl.ready_and_die(c.ctx, c.work_ep, "crashloop-%d" % n)
 
     ready_and_die(0)
     time.sleep(0.5)
