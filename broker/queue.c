@@ -270,7 +270,8 @@ void queue_job_requeue(queue_t *q, queue_job_t *job)
     fifo_push_head(q, job);
 }
 
-void queue_job_done(queue_t *q, queue_job_t *job)
+/* Take job off the FIFO or its worker's running list, whichever holds it. */
+static void job_detach(queue_t *q, queue_job_t *job)
 {
     if (job->state == QUEUE_JOB_RUNNING) {
         running_unlink(job->worker, job);
@@ -279,19 +280,18 @@ void queue_job_done(queue_t *q, queue_job_t *job)
     } else if (job->state == QUEUE_JOB_QUEUED) {
         fifo_unlink(q, job);
     }
+}
+
+void queue_job_done(queue_t *q, queue_job_t *job)
+{
+    job_detach(q, job);
     job->worker = NULL;
     job->state = QUEUE_JOB_DONE;
 }
 
 void queue_job_finish(queue_t *q, queue_job_t *job)
 {
-    if (job->state == QUEUE_JOB_RUNNING) {
-        running_unlink(job->worker, job);
-        job->worker->jobs_done++;
-        q->nrunning--;
-    } else if (job->state == QUEUE_JOB_QUEUED) {
-        fifo_unlink(q, job);
-    }
+    job_detach(q, job);
     queue_job_t **pp = &q->buckets[job->hash_code & (q->nbuckets - 1)];
     while (*pp && *pp != job)
         pp = &(*pp)->hash_next;

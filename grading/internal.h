@@ -18,6 +18,7 @@
 
 #include "grading.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -475,6 +476,9 @@ typedef struct loader {
 
 void ld_error(loader_t *L, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* ld_error with another code (limits.c: GRADING_ERR_LIMIT). */
+void ld_verror(loader_t *L, grading_err_t code, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 /* Child paths: "items[3]", "items[3].phrases". Result lives in L->ta. */
 const char *ld_path_key(loader_t *L, const char *path, const char *key);
 const char *ld_path_idx(loader_t *L, const char *path, size_t idx);

@@ -35,17 +35,10 @@ static void over(lim_t *m, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void over(lim_t *m, const char *path, const char *fmt, ...)
 {
-    loader_t *L = m->L;
     m->over = true;
-    L->total_errs++;
-    if (L->n_errs >= L->max_errs)
-        return;
-    grading_error_t *e = &L->errs[L->n_errs++];
-    e->code = GRADING_ERR_LIMIT;
-    snprintf(e->path, sizeof e->path, "%s", path);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    ld_verror(m->L, GRADING_ERR_LIMIT, path, fmt, ap);
     va_end(ap);
 }
 
@@ -162,16 +155,22 @@ static size_t expr_parens(const char *s, size_t len)
     return deepest;
 }
 
+/* Each string of array a (at path ap) within max bytes, its words added to
+ * the match work: phrases and row names are matched word by word. */
+static void word_strings(lim_t *m, json_t *a, const char *ap, size_t max, const char *what)
+{
+    for (size_t i = 0; a && i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        if (string_ok(m, v, ld_path_idx(m->L, ap, i), max, what))
+            m->work += words(json_string_value(v), json_string_length(v));
+    }
+}
+
 /* Phrases of obj (an element or a step): count, length, match work. */
 static void phrases(lim_t *m, json_t *obj, const char *path)
 {
     json_t *a = list(m, obj, path, "phrases", GRADING_PHRASES_MAX, "phrases");
-    const char *ap = ld_path_key(m->L, path, "phrases");
-    for (size_t i = 0; a && i < json_array_size(a); i++) {
-        json_t *v = json_array_get(a, i);
-        if (string_ok(m, v, ld_path_idx(m->L, ap, i), GRADING_PHRASE_MAX_BYTES, "a phrase"))
-            m->work += words(json_string_value(v), json_string_length(v));
-    }
+    word_strings(m, a, ld_path_key(m->L, path, "phrases"), GRADING_PHRASE_MAX_BYTES, "a phrase");
     m->phrases += a ? json_array_size(a) : 0;
 }
 
@@ -254,12 +253,7 @@ static void pick(lim_t *m, json_t *it, const char *path)
         json_t *r = json_array_get(rows, i);
         const char *p = ld_path_idx(m->L, rp, i);
         json_t *names = list(m, r, p, "names", GRADING_ROW_NAMES_MAX, "names");
-        const char *np = ld_path_key(m->L, p, "names");
-        for (size_t k = 0; names && k < json_array_size(names); k++) {
-            json_t *v = json_array_get(names, k);
-            if (string_ok(m, v, ld_path_idx(m->L, np, k), GRADING_NAME_MAX_BYTES, "a name"))
-                m->work += words(json_string_value(v), json_string_length(v));
-        }
+        word_strings(m, names, ld_path_key(m->L, p, "names"), GRADING_NAME_MAX_BYTES, "a name");
         json_t *cells = json_is_object(r) ? json_object_get(r, "cells") : NULL;
         const char *cp = ld_path_key(m->L, p, "cells");
         const char *key;

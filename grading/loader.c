@@ -15,17 +15,22 @@
 #include <stdio.h>
 #include <string.h>
 
-void ld_error(loader_t *L, const char *path, const char *fmt, ...)
+void ld_verror(loader_t *L, grading_err_t code, const char *path, const char *fmt, va_list ap)
 {
     L->total_errs++;
     if (L->n_errs >= L->max_errs)
         return;
     grading_error_t *e = &L->errs[L->n_errs++];
-    e->code = GRADING_ERR_INVALID_RUBRIC;
+    e->code = code;
     snprintf(e->path, sizeof e->path, "%s", path);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+}
+
+void ld_error(loader_t *L, const char *path, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    ld_verror(L, GRADING_ERR_INVALID_RUBRIC, path, fmt, ap);
     va_end(ap);
 }
 

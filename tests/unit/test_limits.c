@@ -1435,39 +1435,37 @@ static void test_rubric_totals_and_match_work_are_limit_exceeded(void **state)
     free(s);
 }
 
+/* A text element whose `field` holds one string of `limit` bytes loads, and
+ * one of limit + 1 is limit_exceeded at path with message. */
+static void element_string_at_and_over(const char *field, size_t limit, const char *path,
+                                       const char *message)
+{
+    char json[8192], str[4200];
+    assert_true(limit + 1 < sizeof str);
+    for (size_t n = limit; n <= limit + 1; n++) {
+        memset(str, 'a', n);
+        str[n] = '\0';
+        snprintf(json, sizeof json,
+                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"%s\":[\"%s\"]}]}]}",
+                 field, str);
+        if (n == limit) {
+            grading_rubric_t *r = load_ok(json);
+            grading_rubric_destroy(&r);
+        } else {
+            expect_limit(json, path, message);
+        }
+    }
+}
+
 static void test_string_lengths_and_pattern_nesting_are_limit_exceeded(void **state)
 {
     char json[8192], str[4200];
     /* a phrase of 512 bytes (one word) loads; 513 do not */
-    for (size_t n = 512; n <= 513; n++) {
-        memset(str, 'a', n);
-        str[n] = '\0';
-        snprintf(json, sizeof json,
-                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"phrases\":[\"%s\"]}]}]}",
-                 str);
-        if (n == 512) {
-            grading_rubric_t *r = load_ok(json);
-            grading_rubric_destroy(&r);
-        } else {
-            expect_limit(json, "items[0].elements[0].phrases[0]",
-                         "a phrase of 513 bytes; the limit is 512");
-        }
-    }
+    element_string_at_and_over("phrases", 512, "items[0].elements[0].phrases[0]",
+                               "a phrase of 513 bytes; the limit is 512");
     /* a pattern of 2048 bytes loads; 2049 do not */
-    for (size_t n = 2048; n <= 2049; n++) {
-        memset(str, 'a', n);
-        str[n] = '\0';
-        snprintf(json, sizeof json,
-                 RUBRIC_HEAD TEXT_ITEM_HEAD "\"elements\":[{\"id\":\"e\",\"patterns\":[\"%s\"]}]}]}",
-                 str);
-        if (n == 2048) {
-            grading_rubric_t *r = load_ok(json);
-            grading_rubric_destroy(&r);
-        } else {
-            expect_limit(json, "items[0].elements[0].patterns[0]",
-                         "a pattern of 2049 bytes; the limit is 2048");
-        }
-    }
+    element_string_at_and_over("patterns", 2048, "items[0].elements[0].patterns[0]",
+                               "a pattern of 2049 bytes; the limit is 2048");
     /* parentheses nested 32 deep load; 33 do not (PCRE2's own default is 250) */
     for (size_t d = 32; d <= 33; d++) {
         size_t k = 0;
