@@ -34,6 +34,9 @@
 #define BROKER_MAX_FRAMES 8
 #define BROKER_READ_BURST 256    /* messages read per socket per turn */
 #define BROKER_PENDING_MAX 65536 /* results waiting for Redis before we stop reading */
+/* Released journal entries whose XDEL is sent at the end of a turn rather
+ * than with the next Redis call or the next tick (see the main loop). */
+#define BROKER_XDEL_BATCH 256
 #define BROKER_TURN_BYTES (2u << 20) /* SUBMIT bytes handled in one turn */
 #define BROKER_SWEEP_MS 60000          /* a journal sweep pass at least this often */
 #define BROKER_SWEEP_PAGE 16           /* journal entries read per sweep step */
@@ -1698,8 +1701,14 @@ int broker_run(broker_t *b)
             metrics_http_serve(b->http, &b->m, &g);
         }
         tick(b);
+        /* Deleting the entries of finished jobs is housekeeping: their XDEL
+         * goes out with the next SUBMIT's or RESULT's commands, or at the
+         * next tick, rather than costing Redis and this loop a round trip of
+         * its own per job when jobs come one at a time. A crash before it
+         * leaves entries whose jobs are all done, which recovery deletes. */
+        if (journal_unflushed(b->journal) >= BROKER_XDEL_BATCH)
+            journal_flush(b->journal);
         /* Send what this turn appended without waiting for the next poll. */
-        journal_flush(b->journal);
         journal_io(b->journal, clock_mono_ms(), 0);
     }
     /* Store what is left, within the Redis timeout. */
@@ -1708,6 +1717,10 @@ int broker_run(broker_t *b)
            clock_mono_ms() < end) {
         results_flush(b);
         journal_wait(b->journal, 100);
+    }
+    if (journal_is_up(b->journal) && journal_unflushed(b->journal)) {
+        journal_flush(b->journal);
+        journal_wait(b->journal, (int)b->cfg.redis_timeout_ms);
     }
     journal_close(b->journal); /* ends anything still waiting */
     log_info("broker.stopped", "queued=%zu running=%zu unstored=%zu", queue_waiting(b->queue),

@@ -552,6 +552,11 @@ static int xdel_reply(journal_t *j, void *ctx, redisReply *r)
     return 0;
 }
 
+size_t journal_unflushed(const journal_t *j)
+{
+    return j->nxdel;
+}
+
 void journal_flush(journal_t *j)
 {
     if (!j->c || !j->nxdel || args_reserve(j, j->nxdel + 2))

@@ -180,8 +180,12 @@ int journal_dead(journal_t *j, const journal_entry_t *e, const char *reason, uin
  * with no job is deleted (an XDEL sent with the next call, or by
  * journal_flush). */
 void journal_release(journal_t *j, jentry_t *e);
-/* Send the XDEL of the entries released since the last call. */
+/* Send the XDEL of the entries released since the last call. The broker
+ * need not call it after every release: journal_submit, journal_complete and
+ * the other calls send the waiting XDEL with their own commands. */
 void journal_flush(journal_t *j);
+/* Entries released and not yet deleted (their XDEL not sent). */
+size_t journal_unflushed(const journal_t *j);
 /* Called when a scan page is over: the jobs passed to fn (-1: failed) and
  * whether the end of the journal was reached. */
 typedef void (*journal_scan_done_fn)(void *arg, long jobs, int at_end);
