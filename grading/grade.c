@@ -201,12 +201,11 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     tbuf_pack_map(&head, result->n);
     /* out->data: map header (n + 1), entries sorting before "digest", the
      * digest entry, the rest */
-    t_sort_keys(result);
     tbuf_reserve(&body, 65536);
     tbuf_pack_map(&body, result->n + 1);
     size_t first = body.len, i = 0;
-    for (; i < result->n && strcmp(result->keys[i], "digest") < 0; i++) {
-        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+    for (; i < result->n && strcmp(result->keys[i].s, "digest") < 0; i++) {
+        tbuf_pack_str(&body, result->keys[i].s, result->keys[i].len);
         t_pack(result->kids[i], &body);
     }
     size_t hole = body.len;
@@ -216,7 +215,7 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     tbuf_pack_str(&body, ZEROS, 64);
     size_t rest = body.len;
     for (; i < result->n; i++) {
-        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+        tbuf_pack_str(&body, result->keys[i].s, result->keys[i].len);
         t_pack(result->kids[i], &body);
     }
     if (head.oom || body.oom)

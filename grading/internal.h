@@ -7,7 +7,7 @@
  *             compiled rubric is one allocation tree and a grade call frees
  *             everything at once.
  *   tree      a small msgpack-shaped value tree (nil/bool/int/str/array/map)
- *             built in an arena; maps are packed with keys sorted bytewise.
+ *             built in an arena; map keys are kept sorted bytewise.
  *             It carries the canonical rubric and the result.
  *   dec       exact decimals (int64 mantissa, base-10 exponent).
  *   model     the compiled rubric: sections, items and their type specs.
@@ -133,13 +133,18 @@ void arena_free(arena_t *a);
 /* ---- value tree ---- */
 typedef enum tkind { T_NIL, T_BOOL, T_INT, T_STR, T_ARR, T_MAP } tkind_t;
 typedef struct tnode tnode_t;
+/* A map key: NUL-terminated, no NUL inside, with its length. */
+typedef struct tkey {
+    const char *s;
+    size_t len;
+} tkey_t;
 struct tnode {
     tkind_t kind;
     int64_t i;      /* T_BOOL (0/1), T_INT */
     const char *s;  /* T_STR (may contain NUL; len is authoritative) */
     size_t len;     /* T_STR length */
     tnode_t **kids; /* T_ARR elements, T_MAP values */
-    const char **keys;
+    tkey_t *keys;   /* T_MAP keys, kept in bytewise order as they are added */
     size_t n, cap;
 };
 
@@ -148,19 +153,30 @@ tnode_t *t_bool(arena_t *a, bool v);
 tnode_t *t_int(arena_t *a, int64_t v);
 tnode_t *t_str(arena_t *a, const char *s, size_t len);
 tnode_t *t_strz(arena_t *a, const char *s);
-/* String node referring to s (not copied): s must outlive the tree. */
-tnode_t *t_ref(arena_t *a, const char *s);
+/* String node referring to s[0..len) (not copied): s must outlive the tree. */
+tnode_t *t_refn(arena_t *a, const char *s, size_t len);
+/* The same for a NUL-terminated s (NULL: ""); inline, so that the length of
+ * a literal is known when the program is compiled. */
+static inline tnode_t *t_ref(arena_t *a, const char *s)
+{
+    return s ? t_refn(a, s, __builtin_strlen(s)) : t_refn(a, "", 0);
+}
 tnode_t *t_arr(arena_t *a);
 tnode_t *t_map(arena_t *a);
 /* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
 void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
 /* Set key in a map (key copied). A key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
-/* Append a key known to be new; the key is not copied (use literals). */
-void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
+/* Add key[0..klen) (no NUL inside), known to be new; the key is not copied
+ * (use literals). */
+void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v);
+/* t_put_n for a NUL-terminated key; inline, so that the length of a literal
+ * is known when the program is compiled. */
+static inline void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
+{
+    t_put_n(a, map, key, __builtin_strlen(key), v);
+}
 tnode_t *t_get(const tnode_t *map, const char *key);
-/* Sort a map's keys bytewise in place (t_pack does it too). */
-void t_sort_keys(tnode_t *map);
 
 /* A growing byte buffer (malloc'd; data may be handed to a caller to free).
  * The tbuf_pack_* writers produce msgpack-c's smallest encodings. A failed
@@ -177,8 +193,8 @@ void tbuf_pack_array(tbuf_t *b, size_t n);
 void tbuf_pack_map(tbuf_t *b, size_t n);
 void tbuf_pack_str(tbuf_t *b, const char *s, size_t n);
 void tbuf_pack_int(tbuf_t *b, int64_t v);
-/* Pack with map keys sorted bytewise. Returns false on allocation failure. */
-bool t_pack(tnode_t *n, tbuf_t *b);
+/* Pack (map keys are in bytewise order). Returns false on allocation failure. */
+bool t_pack(const tnode_t *n, tbuf_t *b);
 
 /* ---- SHA-256 (sha256.c) ---- */
 /* OpenSSL's libcrypto, which uses the CPU's SHA extensions where there are

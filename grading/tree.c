@@ -2,20 +2,28 @@
  * tree.c - msgpack-shaped value trees built in an arena.
  *
  * The canonical rubric and every result are built as trees and packed once.
- * Maps are packed with their keys sorted bytewise, so no output ever depends
- * on insertion or hash-table order.
+ * A map keeps its keys in bytewise order as they are added (nearly always
+ * after the last one), so it is packed as it stands, and no output ever
+ * depends on insertion or hash-table order.
  */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* strcmp, deciding most pairs of keys by their first byte without a call. */
-static inline int key_cmp(const char *a, const char *b)
+/* Bytewise order of two keys (as strcmp orders them: keys hold no NUL),
+ * deciding most pairs by their first byte. */
+static inline int key_cmp(const tkey_t *a, const tkey_t *b)
 {
-    if (a[0] != b[0])
-        return (unsigned char)a[0] - (unsigned char)b[0];
-    return strcmp(a, b);
+    if (a->s[0] != b->s[0])
+        return (unsigned char)a->s[0] - (unsigned char)b->s[0];
+    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+static inline bool key_eq(const tkey_t *a, const char *s, size_t len)
+{
+    return a->len == len && memcmp(a->s, s, len) == 0;
 }
 
 static tnode_t *t_new(arena_t *a, tkind_t k)
@@ -57,14 +65,14 @@ tnode_t *t_str(arena_t *a, const char *s, size_t len)
     return n;
 }
 
-/* A string node that refers to s without copying it: s must outlive the
- * tree (a literal, the rubric, or this arena). */
-tnode_t *t_ref(arena_t *a, const char *s)
+/* A string node that refers to s[0..len) without copying it: s must outlive
+ * the tree (a literal, the rubric, or this arena). */
+tnode_t *t_refn(arena_t *a, const char *s, size_t len)
 {
     tnode_t *n = t_new(a, T_STR);
     if (n) {
-        n->s = s ? s : "";
-        n->len = s ? strlen(s) : 0;
+        n->s = s;
+        n->len = len;
     }
     return n;
 }
@@ -89,11 +97,15 @@ static bool t_grow(arena_t *a, tnode_t *n)
     if (n->n < n->cap)
         return true;
     size_t cap = n->cap ? n->cap * 2 : 8;
-    /* slots past n are never read: no need to zero them */
-    tnode_t **kids = arena_alloc_raw(a, cap * sizeof *kids);
-    const char **keys = n->kind == T_MAP ? arena_alloc_raw(a, cap * sizeof *keys) : NULL;
-    if (!kids || (n->kind == T_MAP && !keys))
+    /* slots past n are never read: no need to zero them; a map's keys share
+     * the allocation of its values */
+    size_t ksize = n->kind == T_MAP ? cap * sizeof *n->keys : 0;
+    tnode_t **kids = arena_alloc_raw(a, ksize + cap * sizeof *kids);
+    if (!kids)
         return false;
+    tkey_t *keys = ksize ? (tkey_t *)kids : NULL;
+    if (keys)
+        kids = (tnode_t **)(keys + cap);
     if (n->n) {
         memcpy(kids, n->kids, n->n * sizeof *kids);
         if (keys)
@@ -113,60 +125,67 @@ void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
     arr->kids[arr->n++] = v;
 }
 
+/* Add key (not copied) at its place in the bytewise order: after the last
+ * key, most of the time, as callers add keys in that order. A key equal to
+ * one already there goes after it. */
+static void t_insert(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
+{
+    if (!t_grow(a, map))
+        return;
+    tkey_t k = {key, klen};
+    size_t j = map->n;
+    while (j > 0 && key_cmp(&map->keys[j - 1], &k) > 0) {
+        map->keys[j] = map->keys[j - 1];
+        map->kids[j] = map->kids[j - 1];
+        j--;
+    }
+    map->keys[j] = k;
+    map->kids[j] = v;
+    map->n++;
+}
+
 /* Set key in a map; a key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
 {
     if (!map || !v || map->kind != T_MAP)
         return;
+    size_t klen = strlen(key);
     for (size_t i = 0; i < map->n; i++)
-        if (key_cmp(map->keys[i], key) == 0) {
+        if (key_eq(&map->keys[i], key, klen)) {
             map->kids[i] = v;
             return;
         }
-    if (!t_grow(a, map))
-        return;
-    const char *k = arena_strdup(a, key);
-    if (!k)
-        return;
-    map->keys[map->n] = k;
-    map->kids[map->n++] = v;
+    const char *k = arena_strndup(a, key, klen);
+    if (k)
+        t_insert(a, map, k, klen, v);
 }
 
-/* Append key (a string literal or otherwise outliving the tree; not copied)
+/* Add key (a string literal or otherwise outliving the tree; not copied)
  * to a map known not to hold it yet: the hot path of traces and results. */
-void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
+void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
 {
-    if (!map || !v || map->kind != T_MAP || !t_grow(a, map))
+    if (!map || !v || map->kind != T_MAP)
         return;
-    map->keys[map->n] = key;
-    map->kids[map->n++] = v;
+    size_t n = map->n;
+    if (n < map->cap && (n == 0 || (unsigned char)map->keys[n - 1].s[0] < (unsigned char)key[0])) {
+        /* room, and a first byte past the last key's: append */
+        map->keys[n] = (tkey_t){key, klen};
+        map->kids[n] = v;
+        map->n = n + 1;
+        return;
+    }
+    t_insert(a, map, key, klen, v);
 }
 
 tnode_t *t_get(const tnode_t *map, const char *key)
 {
     if (!map || map->kind != T_MAP)
         return NULL;
+    size_t klen = strlen(key);
     for (size_t i = 0; i < map->n; i++)
-        if (key_cmp(map->keys[i], key) == 0)
+        if (key_eq(&map->keys[i], key, klen))
             return map->kids[i];
     return NULL;
-}
-
-/* Keys hold no NUL, so strcmp is the bytewise order of the packed keys. */
-void t_sort_keys(tnode_t *m)
-{
-    for (size_t i = 1; i < m->n; i++) {
-        const char *k = m->keys[i];
-        tnode_t *v = m->kids[i];
-        size_t j = i;
-        while (j > 0 && key_cmp(m->keys[j - 1], k) > 0) {
-            m->keys[j] = m->keys[j - 1];
-            m->kids[j] = m->kids[j - 1];
-            j--;
-        }
-        m->keys[j] = k;
-        m->kids[j] = v;
-    }
 }
 
 /* ---- packing ----
@@ -229,6 +248,34 @@ static inline void put_be(uint8_t *o, uint64_t v, int n)
     }
 }
 
+/* s[0..n) to o, n <= 32, in loads and stores of fixed size (overlapping when
+ * n is not one of them) rather than a byte at a time or a call. */
+static inline void copy_short(uint8_t *o, const char *s, size_t n)
+{
+    if (n >= 16) {
+        memcpy(o, s, 16);
+        memcpy(o + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(o, s, 8);
+        memcpy(o + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(o, s, 4);
+        memcpy(o + n - 4, s + n - 4, 4);
+    } else if (n) {
+        o[0] = (uint8_t)s[0];
+        o[n / 2] = (uint8_t)s[n / 2];
+        o[n - 1] = (uint8_t)s[n - 1];
+    }
+}
+
+/* A fixstr (n <= 31) at o; returns its length. */
+static inline size_t fixstr_at(uint8_t *o, const char *s, size_t n)
+{
+    o[0] = (uint8_t)(0xa0 | n);
+    copy_short(o + 1, s, n);
+    return 1 + n;
+}
+
 /* A header: fixed form when v fits in fix_max, else tag16/tag32 (tag8 too
  * for strings). */
 static inline void pack_len(tbuf_t *b, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
@@ -269,43 +316,17 @@ void tbuf_pack_str(tbuf_t *b, const char *s, size_t n)
 {
     if (n <= 31) {
         /* fixstr, most strings of a result: header and bytes in one go */
-        if (!tbuf_room(b, 1 + n))
-            return;
-        uint8_t *o = b->data + b->len;
-        o[0] = (uint8_t)(0xa0 | n);
-        for (size_t k = 0; k < n; k++)
-            o[1 + k] = (uint8_t)s[k];
-        b->len += 1 + n;
+        if (tbuf_room(b, 1 + 31))
+            b->len += fixstr_at(b->data + b->len, s, n);
         return;
     }
     pack_len(b, 0xa0, 31, 0xd9, 0xda, n);
     tbuf_write(b, s, n);
 }
 
-/* A map key (NUL-terminated): its length is found while it is copied. */
-static void tbuf_pack_key(tbuf_t *b, const char *key)
+/* The smallest encoding of d at o (room for 9 bytes); returns its length. */
+static inline size_t int_at(uint8_t *o, int64_t d)
 {
-    if (!tbuf_room(b, 32))
-        return;
-    uint8_t *o = b->data + b->len;
-    size_t n = 0;
-    while (n < 31 && key[n]) {
-        o[1 + n] = (uint8_t)key[n];
-        n++;
-    }
-    if (key[n]) { /* 31 bytes or more */
-        tbuf_pack_str(b, key, strlen(key));
-        return;
-    }
-    o[0] = (uint8_t)(0xa0 | n);
-    b->len += 1 + n;
-}
-
-void tbuf_pack_int(tbuf_t *b, int64_t d)
-{
-    if (!tbuf_room(b, 9))
-        return;
-    uint8_t *o = b->data + b->len;
     size_t n;
     if (d < -(1LL << 5)) {
         if (d < -(1LL << 15)) {
@@ -325,7 +346,7 @@ void tbuf_pack_int(tbuf_t *b, int64_t d)
         }
     } else if (d < (1LL << 7)) {
         o[0] = (uint8_t)d; /* positive or negative fixint */
-        n = 0;
+        return 1;
     } else if (d < (1LL << 16)) {
         if (d < (1LL << 8)) {
             o[0] = 0xcc;
@@ -341,38 +362,84 @@ void tbuf_pack_int(tbuf_t *b, int64_t d)
         o[0] = 0xcf;
         n = 8;
     }
-    if (n)
-        put_be(o + 1, (uint64_t)d, (int)n);
-    b->len += 1 + n;
+    put_be(o + 1, (uint64_t)d, (int)n);
+    return 1 + n;
 }
 
-/* Pack with map keys sorted bytewise. */
-bool t_pack(tnode_t *n, tbuf_t *b)
+void tbuf_pack_int(tbuf_t *b, int64_t d)
 {
-    switch (n->kind) {
+    if (tbuf_room(b, 9))
+        b->len += int_at(b->data + b->len, d);
+}
+
+/* Most values of a result take at most 32 bytes (nil, bool, an integer, a
+ * string of up to 31 bytes): pack one of those with room for 32 bytes there,
+ * and say false for anything else. */
+#define SMALL_MAX 32
+
+static inline bool pack_small(const tnode_t *v, tbuf_t *b)
+{
+    uint8_t *o = b->data + b->len;
+    switch (v->kind) {
     case T_NIL:
+        o[0] = 0xc0;
+        b->len += 1;
+        return true;
     case T_BOOL:
-        if (tbuf_room(b, 1))
-            b->data[b->len++] = n->kind == T_NIL ? 0xc0 : n->i ? 0xc3 : 0xc2;
-        break;
+        o[0] = v->i ? 0xc3 : 0xc2;
+        b->len += 1;
+        return true;
     case T_INT:
-        tbuf_pack_int(b, n->i);
-        break;
+        b->len += int_at(o, v->i);
+        return true;
+    case T_STR:
+        if (v->len > 31)
+            return false;
+        b->len += fixstr_at(o, v->s, v->len);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Pack a tree; map keys are already in bytewise order. */
+bool t_pack(const tnode_t *n, tbuf_t *b)
+{
+    if (!tbuf_room(b, SMALL_MAX))
+        return false;
+    if (pack_small(n, b))
+        return true;
+    switch (n->kind) {
     case T_STR:
         tbuf_pack_str(b, n->s, n->len);
         break;
     case T_ARR:
         tbuf_pack_array(b, n->n);
-        for (size_t i = 0; i < n->n && !b->oom; i++)
-            t_pack(n->kids[i], b);
+        for (size_t i = 0; i < n->n; i++) {
+            if (!tbuf_room(b, SMALL_MAX))
+                return false;
+            if (!pack_small(n->kids[i], b))
+                t_pack(n->kids[i], b);
+        }
         break;
     case T_MAP:
-        t_sort_keys(n);
         tbuf_pack_map(b, n->n);
-        for (size_t i = 0; i < n->n && !b->oom; i++) {
-            tbuf_pack_key(b, n->keys[i]);
+        for (size_t i = 0; i < n->n; i++) {
+            const tkey_t *k = &n->keys[i];
+            /* a short key and a small value in one reservation */
+            if (!tbuf_room(b, 1 + 31 + SMALL_MAX))
+                return false;
+            if (k->len <= 31) {
+                b->len += fixstr_at(b->data + b->len, k->s, k->len);
+                if (pack_small(n->kids[i], b))
+                    continue;
+            } else {
+                tbuf_pack_str(b, k->s, k->len);
+            }
             t_pack(n->kids[i], b);
         }
+        break;
+    default:
         break;
     }
     return !b->oom;
