@@ -6,6 +6,7 @@
  * instead of being checked at every call site, so the caller reports
  * GRADING_ERR_NOMEM once at the end.
  */
+#define _GNU_SOURCE /* strchrnul */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -98,8 +99,7 @@ static bool fmt_simple(char *out, size_t cap, size_t *len, const char *fmt, va_l
         if (*f != '%') {
             /* the literal run up to the next conversion, in one piece */
             piece = f;
-            while (f[1] && f[1] != '%')
-                f++;
+            f = strchrnul(f, '%') - 1;
             pl = (size_t)(f - piece) + 1;
         } else if (f[1] == '%') {
             piece = f++;
@@ -139,9 +139,8 @@ static bool fmt_simple(char *out, size_t cap, size_t *len, const char *fmt, va_l
         }
         if (pl >= cap - n)
             return false;
-        if (pl <= 16) /* most pieces: cheaper than a call */
-            for (size_t k = 0; k < pl; k++)
-                out[n + k] = piece[k];
+        if (pl <= 32) /* most pieces: cheaper than a call */
+            copy_short(out + n, piece, pl);
         else
             memcpy(out + n, piece, pl);
         n += pl;

@@ -124,6 +124,27 @@ static inline void *arena_alloc_raw(arena_t *a, size_t n)
     }
     return arena_alloc_slow(a, n);
 }
+/* s[0..n) to o, n <= 32, in loads and stores of fixed size (overlapping
+ * when n is not one of them) rather than a byte at a time or a call. */
+static inline void copy_short(void *o, const void *s, size_t n)
+{
+    unsigned char *d = o;
+    const unsigned char *p = s;
+    if (n >= 16) {
+        __builtin_memcpy(d, p, 16);
+        __builtin_memcpy(d + n - 16, p + n - 16, 16);
+    } else if (n >= 8) {
+        __builtin_memcpy(d, p, 8);
+        __builtin_memcpy(d + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        __builtin_memcpy(d, p, 4);
+        __builtin_memcpy(d + n - 4, p + n - 4, 4);
+    } else if (n) {
+        d[0] = p[0];
+        d[n / 2] = p[n / 2];
+        d[n - 1] = p[n - 1];
+    }
+}
 /* Copy of s[0..n) with a terminating NUL. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 char *arena_strdup(arena_t *a, const char *s);

@@ -248,26 +248,6 @@ static inline void put_be(uint8_t *o, uint64_t v, int n)
     }
 }
 
-/* s[0..n) to o, n <= 32, in loads and stores of fixed size (overlapping when
- * n is not one of them) rather than a byte at a time or a call. */
-static inline void copy_short(uint8_t *o, const char *s, size_t n)
-{
-    if (n >= 16) {
-        memcpy(o, s, 16);
-        memcpy(o + n - 16, s + n - 16, 16);
-    } else if (n >= 8) {
-        memcpy(o, s, 8);
-        memcpy(o + n - 8, s + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(o, s, 4);
-        memcpy(o + n - 4, s + n - 4, 4);
-    } else if (n) {
-        o[0] = (uint8_t)s[0];
-        o[n / 2] = (uint8_t)s[n / 2];
-        o[n - 1] = (uint8_t)s[n - 1];
-    }
-}
-
 /* A fixstr (n <= 31) at o; returns its length. */
 static inline size_t fixstr_at(uint8_t *o, const char *s, size_t n)
 {
