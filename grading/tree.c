@@ -87,9 +87,20 @@ tnode_t *t_arr(arena_t *a)
     return t_new(a, T_ARR);
 }
 
+#define MAP_CAP0 8 /* most maps of a result hold 2 to 10 keys */
+
+/* A map with room for MAP_CAP0 keys, node and slots in one allocation. */
 tnode_t *t_map(arena_t *a)
 {
-    return t_new(a, T_MAP);
+    tnode_t *n = arena_alloc_raw(a, sizeof *n + MAP_CAP0 * (sizeof(tkey_t) + sizeof(tnode_t *)));
+    if (n) {
+        tkey_t *keys = (tkey_t *)(n + 1);
+        *n = (tnode_t){.kind = T_MAP,
+                       .keys = keys,
+                       .kids = (tnode_t **)(keys + MAP_CAP0),
+                       .cap = MAP_CAP0};
+    }
+    return n;
 }
 
 static bool t_grow(arena_t *a, tnode_t *n)
@@ -126,8 +137,8 @@ void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
 }
 
 /* Add key (not copied) at its place in the bytewise order: after the last
- * key, most of the time, as callers add keys in that order. A key equal to
- * one already there goes after it. */
+ * key nearly always, as callers add keys in that order. A key equal to one
+ * already there goes after it. */
 static void t_insert(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
 {
     if (!t_grow(a, map))
@@ -167,12 +178,16 @@ void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
     if (!map || !v || map->kind != T_MAP)
         return;
     size_t n = map->n;
-    if (n < map->cap && (n == 0 || (unsigned char)map->keys[n - 1].s[0] < (unsigned char)key[0])) {
-        /* room, and a first byte past the last key's: append */
-        map->keys[n] = (tkey_t){key, klen};
-        map->kids[n] = v;
-        map->n = n + 1;
-        return;
+    if (n < map->cap) {
+        const tkey_t *last = n ? &map->keys[n - 1] : NULL;
+        if (!last || (unsigned char)last->s[0] < (unsigned char)key[0] ||
+            (last->s[0] == key[0] && key_cmp(last, &(tkey_t){key, klen}) <= 0)) {
+            /* room, and the key sorts after the last one: append */
+            map->keys[n] = (tkey_t){key, klen};
+            map->kids[n] = v;
+            map->n = n + 1;
+            return;
+        }
     }
     t_insert(a, map, key, klen, v);
 }
