@@ -189,8 +189,22 @@ void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
 /* Set key in a map (key copied). A key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
 /* Add key[0..klen) (no NUL inside), known to be new; the key is not copied
- * (use literals). */
-void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v);
+ * (use literals). Inline: appending a key that sorts after the last one
+ * (a different first byte) to a map with room is the common case; the rest
+ * is t_put_slow's. */
+void t_put_slow(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v);
+static inline void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
+{
+    size_t n;
+    if (map && v && map->kind == T_MAP && (n = map->n) < map->cap &&
+        (n == 0 || (unsigned char)map->keys[n - 1].s[0] < (unsigned char)key[0])) {
+        map->keys[n] = (tkey_t){key, klen};
+        map->kids[n] = v;
+        map->n = n + 1;
+    } else {
+        t_put_slow(a, map, key, klen, v);
+    }
+}
 /* t_put_n for a NUL-terminated key; inline, so that the length of a literal
  * is known when the program is compiled. */
 static inline void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)

@@ -171,23 +171,20 @@ void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
         t_insert(a, map, k, klen, v);
 }
 
-/* Add key (a string literal or otherwise outliving the tree; not copied)
- * to a map known not to hold it yet: the hot path of traces and results. */
-void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
+/* t_put_n when the key does not simply go after the last one (internal.h
+ * has the fast path). */
+void t_put_slow(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
 {
     if (!map || !v || map->kind != T_MAP)
         return;
     size_t n = map->n;
-    if (n < map->cap) {
-        const tkey_t *last = n ? &map->keys[n - 1] : NULL;
-        if (!last || (unsigned char)last->s[0] < (unsigned char)key[0] ||
-            (last->s[0] == key[0] && key_cmp(last, &(tkey_t){key, klen}) <= 0)) {
-            /* room, and the key sorts after the last one: append */
-            map->keys[n] = (tkey_t){key, klen};
-            map->kids[n] = v;
-            map->n = n + 1;
-            return;
-        }
+    if (n < map->cap && n > 0 && map->keys[n - 1].s[0] == key[0] &&
+        key_cmp(&map->keys[n - 1], &(tkey_t){key, klen}) <= 0) {
+        /* same first byte as the last key, sorting after it: append */
+        map->keys[n] = (tkey_t){key, klen};
+        map->kids[n] = v;
+        map->n = n + 1;
+        return;
     }
     t_insert(a, map, key, klen, v);
 }
