@@ -184,6 +184,8 @@ static inline tnode_t *t_ref(arena_t *a, const char *s)
 }
 tnode_t *t_arr(arena_t *a);
 tnode_t *t_map(arena_t *a);
+/* A map with room for cap keys before it grows. */
+tnode_t *t_map_n(arena_t *a, size_t cap);
 /* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
 void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
 /* Set key in a map (key copied). A key set twice keeps the last value. */
@@ -624,7 +626,9 @@ typedef struct item_result {
 /* A trace rule: {"rule": name, "matched": m, "points_milli": p, "detail": text}. */
 tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool matched,
                     int64_t points_milli, const char *detail);
-/* Add an evidence span [start, end) of text to a rule map. */
+/* Add an evidence span [start, end) of text to a rule map. The span is
+ * referred to, not copied: text (the response, or a copy in the call's arena)
+ * must outlive the result tree. */
 void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t start, size_t end);
 /* A msgpack string (or NULL when obj is not a string). */
 bool mp_str(const msgpack_object *o, const char **s, size_t *len);

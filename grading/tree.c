@@ -87,20 +87,21 @@ tnode_t *t_arr(arena_t *a)
     return t_new(a, T_ARR);
 }
 
-#define MAP_CAP0 8 /* most maps of a result hold 2 to 10 keys */
-
-/* A map with room for MAP_CAP0 keys, node and slots in one allocation. */
-tnode_t *t_map(arena_t *a)
+/* A map with room for cap keys: node and slots in one allocation. */
+tnode_t *t_map_n(arena_t *a, size_t cap)
 {
-    tnode_t *n = arena_alloc_raw(a, sizeof *n + MAP_CAP0 * (sizeof(tkey_t) + sizeof(tnode_t *)));
+    tnode_t *n = arena_alloc_raw(a, sizeof *n + cap * (sizeof(tkey_t) + sizeof(tnode_t *)));
     if (n) {
         tkey_t *keys = (tkey_t *)(n + 1);
-        *n = (tnode_t){.kind = T_MAP,
-                       .keys = keys,
-                       .kids = (tnode_t **)(keys + MAP_CAP0),
-                       .cap = MAP_CAP0};
+        *n = (tnode_t){.kind = T_MAP, .keys = keys, .kids = (tnode_t **)(keys + cap), .cap = cap};
     }
     return n;
+}
+
+/* Most maps of a result hold 2 to 8 keys. */
+tnode_t *t_map(arena_t *a)
+{
+    return t_map_n(a, 8);
 }
 
 static bool t_grow(arena_t *a, tnode_t *n)
