@@ -169,13 +169,41 @@ struct tnode {
     size_t n, cap;
 };
 
-tnode_t *t_nil(arena_t *a);
-tnode_t *t_bool(arena_t *a, bool v);
-tnode_t *t_int(arena_t *a, int64_t v);
+/* A scalar (nil, bool, int, str) is allocated without the container fields
+ * (kids onwards), which are never read for one: half a container node. The
+ * constructors are inline: a result holds a couple of thousand scalars. */
+#define T_SCALAR_SIZE offsetof(tnode_t, kids)
+static inline tnode_t *t_scalar(arena_t *a, tkind_t k, int64_t i, const char *s, size_t len)
+{
+    tnode_t *n = arena_alloc_raw(a, T_SCALAR_SIZE);
+    if (n) {
+        n->kind = k;
+        n->i = i;
+        n->s = s;
+        n->len = len;
+    }
+    return n;
+}
+static inline tnode_t *t_nil(arena_t *a)
+{
+    return t_scalar(a, T_NIL, 0, NULL, 0);
+}
+static inline tnode_t *t_bool(arena_t *a, bool v)
+{
+    return t_scalar(a, T_BOOL, v, NULL, 0);
+}
+static inline tnode_t *t_int(arena_t *a, int64_t v)
+{
+    return t_scalar(a, T_INT, v, NULL, 0);
+}
+/* A copy of s[0..len) (NULL: ""). */
 tnode_t *t_str(arena_t *a, const char *s, size_t len);
 tnode_t *t_strz(arena_t *a, const char *s);
 /* String node referring to s[0..len) (not copied): s must outlive the tree. */
-tnode_t *t_refn(arena_t *a, const char *s, size_t len);
+static inline tnode_t *t_refn(arena_t *a, const char *s, size_t len)
+{
+    return t_scalar(a, T_STR, 0, s, len);
+}
 /* The same for a NUL-terminated s (NULL: ""); inline, so that the length of
  * a literal is known when the program is compiled. */
 static inline tnode_t *t_ref(arena_t *a, const char *s)

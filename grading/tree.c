@@ -34,44 +34,20 @@ static tnode_t *t_new(arena_t *a, tkind_t k)
     return n;
 }
 
-tnode_t *t_nil(arena_t *a)
-{
-    return t_new(a, T_NIL);
-}
-
-tnode_t *t_bool(arena_t *a, bool v)
-{
-    tnode_t *n = t_new(a, T_BOOL);
-    if (n)
-        n->i = v;
-    return n;
-}
-
-tnode_t *t_int(arena_t *a, int64_t v)
-{
-    tnode_t *n = t_new(a, T_INT);
-    if (n)
-        n->i = v;
-    return n;
-}
-
+/* The node and its copy of the bytes in one allocation. */
 tnode_t *t_str(arena_t *a, const char *s, size_t len)
 {
-    tnode_t *n = t_new(a, T_STR);
+    if (!s)
+        len = 0;
+    tnode_t *n = arena_alloc_raw(a, T_SCALAR_SIZE + len + 1);
     if (n) {
-        n->s = arena_strndup(a, s ? s : "", s ? len : 0);
-        n->len = s ? len : 0;
-    }
-    return n;
-}
-
-/* A string node that refers to s[0..len) without copying it: s must outlive
- * the tree (a literal, the rubric, or this arena). */
-tnode_t *t_refn(arena_t *a, const char *s, size_t len)
-{
-    tnode_t *n = t_new(a, T_STR);
-    if (n) {
-        n->s = s;
+        char *p = (char *)n + T_SCALAR_SIZE;
+        if (len)
+            memcpy(p, s, len);
+        p[len] = '\0';
+        n->kind = T_STR;
+        n->i = 0;
+        n->s = p;
         n->len = len;
     }
     return n;
