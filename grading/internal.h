@@ -99,13 +99,14 @@
 typedef struct arena_block arena_block_t;
 struct arena_block {
     arena_block_t *next;
-    size_t used, cap;
+    size_t cap;
     _Alignas(16) unsigned char data[];
 };
 typedef struct arena {
     arena_block_t *head;
-    size_t total; /* bytes reserved from malloc */
-    bool oom;     /* an allocation failed; the owner reports GRADING_ERR_NOMEM */
+    unsigned char *cur, *end; /* the free bytes of the head block (none once oom) */
+    size_t total;             /* bytes reserved from malloc */
+    bool oom;                 /* an allocation failed; the owner reports GRADING_ERR_NOMEM */
 } arena_t;
 
 /* Zeroed, 16-byte aligned memory living until arena_free; NULL (and a->oom) on failure. */
@@ -115,11 +116,11 @@ void *arena_alloc(arena_t *a, size_t n);
 void *arena_alloc_slow(arena_t *a, size_t n);
 static inline void *arena_alloc_raw(arena_t *a, size_t n)
 {
-    arena_block_t *b = a->head;
     size_t r = (n + 15) & ~(size_t)15;
-    if (b && !a->oom && r != 0 && r >= n && b->cap - b->used >= r) {
-        void *p = b->data + b->used;
-        b->used += r;
+    /* r - 1 < free: r is not 0 (n is not 0 and did not wrap) and fits */
+    if (r - 1 < (size_t)(a->end - a->cur)) {
+        void *p = a->cur;
+        a->cur += r;
         return p;
     }
     return arena_alloc_slow(a, n);
