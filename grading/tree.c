@@ -245,30 +245,35 @@ static inline size_t fixstr_at(uint8_t *o, const char *s, size_t n)
     return 1 + n;
 }
 
-/* A header: fixed form when v fits in fix_max, else tag16/tag32 (tag8 too
- * for strings). */
+/* A header at o (room for 5 bytes): fixed form when v fits in fix_max,
+ * else tag16/tag32 (tag8 too for strings); returns its length. */
+static inline size_t len_at(uint8_t *o, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
+                            size_t v)
+{
+    if (v <= fix_max) {
+        o[0] = (uint8_t)(fix | v);
+        return 1;
+    }
+    if (tag8 >= 0 && v < 256) {
+        o[0] = (uint8_t)tag8;
+        o[1] = (uint8_t)v;
+        return 2;
+    }
+    if (v < 65536) {
+        o[0] = tag16;
+        put_be(o + 1, v, 2);
+        return 3;
+    }
+    o[0] = (uint8_t)(tag16 + 1);
+    put_be(o + 1, v, 4);
+    return 5;
+}
+
 static inline void pack_len(tbuf_t *b, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
                             size_t v)
 {
-    if (!tbuf_room(b, 5))
-        return;
-    uint8_t *o = b->data + b->len;
-    if (v <= fix_max) {
-        o[0] = (uint8_t)(fix | v);
-        b->len += 1;
-    } else if (tag8 >= 0 && v < 256) {
-        o[0] = (uint8_t)tag8;
-        o[1] = (uint8_t)v;
-        b->len += 2;
-    } else if (v < 65536) {
-        o[0] = tag16;
-        put_be(o + 1, v, 2);
-        b->len += 3;
-    } else {
-        o[0] = (uint8_t)(tag16 + 1);
-        put_be(o + 1, v, 4);
-        b->len += 5;
-    }
+    if (tbuf_room(b, 5))
+        b->len += len_at(b->data + b->len, fix, fix_max, tag8, tag16, v);
 }
 
 void tbuf_pack_array(tbuf_t *b, size_t n)
@@ -341,75 +346,137 @@ void tbuf_pack_int(tbuf_t *b, int64_t d)
         b->len += int_at(b->data + b->len, d);
 }
 
+/* ---- packing a tree ----
+ *
+ * The write position and the end of the buffer travel in locals (a wpos_t
+ * passed and returned by value), so that storing a byte does not make the
+ * compiler reload them from the tbuf; b->len is brought up to date only
+ * around a reserve. */
+typedef struct wpos {
+    uint8_t *p, *end; /* p NULL: out of memory */
+} wpos_t;
+
+static wpos_t wroom_slow(tbuf_t *b, wpos_t w, size_t need)
+{
+    b->len = (size_t)(w.p - b->data);
+    if (!tbuf_reserve(b, need))
+        return (wpos_t){NULL, NULL};
+    return (wpos_t){b->data + b->len, b->data + b->cap};
+}
+
+/* Room for need bytes at w.p. */
+static inline wpos_t wroom(tbuf_t *b, wpos_t w, size_t need)
+{
+    return (size_t)(w.end - w.p) >= need ? w : wroom_slow(b, w, need);
+}
+
 /* Most values of a result take at most 32 bytes (nil, bool, an integer, a
- * string of up to 31 bytes): pack one of those with room for 32 bytes there,
- * and say false for anything else. */
+ * string of up to 31 bytes): with room for 32 bytes at o, pack one of those
+ * and return the end of it; NULL for anything else. */
 #define SMALL_MAX 32
 
-static inline bool pack_small(const tnode_t *v, tbuf_t *b)
+static inline uint8_t *small_at(uint8_t *o, const tnode_t *v)
 {
-    uint8_t *o = b->data + b->len;
     switch (v->kind) {
     case T_NIL:
         o[0] = 0xc0;
-        b->len += 1;
-        return true;
+        return o + 1;
     case T_BOOL:
         o[0] = v->i ? 0xc3 : 0xc2;
-        b->len += 1;
-        return true;
+        return o + 1;
     case T_INT:
-        b->len += int_at(o, v->i);
-        return true;
+        return o + int_at(o, v->i);
     case T_STR:
-        if (v->len > 31)
-            return false;
-        b->len += fixstr_at(o, v->s, v->len);
-        return true;
+        return v->len <= 31 ? o + fixstr_at(o, v->s, v->len) : NULL;
     default:
-        return false;
+        return NULL;
+    }
+}
+
+/* A string of any length. */
+static wpos_t str_at(tbuf_t *b, wpos_t w, const char *s, size_t n)
+{
+    if (n > SIZE_MAX - 5)
+        return wroom_slow(b, w, SIZE_MAX);
+    w = wroom(b, w, 5 + n);
+    if (!w.p)
+        return w;
+    w.p += len_at(w.p, 0xa0, 31, 0xd9, 0xda, n);
+    memcpy(w.p, s, n);
+    w.p += n;
+    return w;
+}
+
+static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n);
+
+/* A child value: inline when small. */
+static inline wpos_t kid_at(tbuf_t *b, wpos_t w, const tnode_t *v)
+{
+    w = wroom(b, w, SMALL_MAX);
+    if (!w.p)
+        return w;
+    uint8_t *q = small_at(w.p, v);
+    if (q) {
+        w.p = q;
+        return w;
+    }
+    return pack_at(b, w, v);
+}
+
+static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n)
+{
+    w = wroom(b, w, SMALL_MAX);
+    if (!w.p)
+        return w;
+    uint8_t *q = small_at(w.p, n);
+    if (q) {
+        w.p = q;
+        return w;
+    }
+    switch (n->kind) {
+    case T_STR:
+        return str_at(b, w, n->s, n->len);
+    case T_ARR:
+        w.p += len_at(w.p, 0x90, 15, -1, 0xdc, n->n);
+        for (size_t i = 0; i < n->n && w.p; i++)
+            w = kid_at(b, w, n->kids[i]);
+        return w;
+    case T_MAP:
+        w.p += len_at(w.p, 0x80, 15, -1, 0xde, n->n);
+        for (size_t i = 0; i < n->n && w.p; i++) {
+            const tkey_t *k = &n->keys[i];
+            /* a short key and a small value in one reservation */
+            w = wroom(b, w, 1 + 31 + SMALL_MAX);
+            if (!w.p)
+                return w;
+            if (k->len <= 31) {
+                w.p += fixstr_at(w.p, k->s, k->len);
+                uint8_t *v = small_at(w.p, n->kids[i]);
+                if (v) {
+                    w.p = v;
+                    continue;
+                }
+            } else {
+                w = str_at(b, w, k->s, k->len);
+                if (!w.p)
+                    return w;
+            }
+            w = pack_at(b, w, n->kids[i]);
+        }
+        return w;
+    default:
+        return w;
     }
 }
 
 /* Pack a tree; map keys are already in bytewise order. */
 bool t_pack(const tnode_t *n, tbuf_t *b)
 {
-    if (!tbuf_room(b, SMALL_MAX))
+    if (!tbuf_reserve(b, SMALL_MAX))
         return false;
-    if (pack_small(n, b))
-        return true;
-    switch (n->kind) {
-    case T_STR:
-        tbuf_pack_str(b, n->s, n->len);
-        break;
-    case T_ARR:
-        tbuf_pack_array(b, n->n);
-        for (size_t i = 0; i < n->n; i++) {
-            if (!tbuf_room(b, SMALL_MAX))
-                return false;
-            if (!pack_small(n->kids[i], b))
-                t_pack(n->kids[i], b);
-        }
-        break;
-    case T_MAP:
-        tbuf_pack_map(b, n->n);
-        for (size_t i = 0; i < n->n; i++) {
-            const tkey_t *k = &n->keys[i];
-            /* a short key and a small value in one reservation */
-            if (!tbuf_room(b, 1 + 31 + SMALL_MAX))
-                return false;
-            if (k->len <= 31) {
-                b->len += fixstr_at(b->data + b->len, k->s, k->len);
-                if (pack_small(n->kids[i], b))
-                    continue;
-            } else {
-                tbuf_pack_str(b, k->s, k->len);
-            }
-            t_pack(n->kids[i], b);
-        }
-        break;
-    default:
-        break;
-    }
-    return !b->oom;
+    wpos_t w = pack_at(b, (wpos_t){b->data + b->len, b->data + b->cap}, n);
+    if (!w.p)
+        return false;
+    b->len = (size_t)(w.p - b->data);
+    return true;
 }
