@@ -215,8 +215,16 @@ tnode_t *t_arr(arena_t *a);
 tnode_t *t_map(arena_t *a);
 /* A map with room for cap keys before it grows. */
 tnode_t *t_map_n(arena_t *a, size_t cap);
-/* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
-void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
+/* Append to an array. NULL nodes (failed allocations) are ignored; a->oom
+ * tells. Inline when the array has room; t_push_slow grows it. */
+void t_push_slow(arena_t *a, tnode_t *arr, tnode_t *v);
+static inline void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
+{
+    if (arr && v && arr->kind == T_ARR && arr->n < arr->cap)
+        arr->kids[arr->n++] = v;
+    else
+        t_push_slow(a, arr, v);
+}
 /* Set key in a map (key copied). A key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
 /* Add key[0..klen) (no NUL inside), known to be new; the key is not copied

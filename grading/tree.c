@@ -26,14 +26,6 @@ static inline bool key_eq(const tkey_t *a, const char *s, size_t len)
     return a->len == len && memcmp(a->s, s, len) == 0;
 }
 
-static tnode_t *t_new(arena_t *a, tkind_t k)
-{
-    tnode_t *n = arena_alloc_raw(a, sizeof *n);
-    if (n)
-        *n = (tnode_t){.kind = k};
-    return n;
-}
-
 /* The node and its copy of the bytes in one allocation. */
 tnode_t *t_str(arena_t *a, const char *s, size_t len)
 {
@@ -58,9 +50,16 @@ tnode_t *t_strz(arena_t *a, const char *s)
     return t_str(a, s, s ? strlen(s) : 0);
 }
 
+#define ARR_CAP0 4
+
+/* An array with room for ARR_CAP0 elements, node and slots in one
+ * allocation: most arrays of a result (evidence, ratings) are short. */
 tnode_t *t_arr(arena_t *a)
 {
-    return t_new(a, T_ARR);
+    tnode_t *n = arena_alloc_raw(a, sizeof *n + ARR_CAP0 * sizeof(tnode_t *));
+    if (n)
+        *n = (tnode_t){.kind = T_ARR, .kids = (tnode_t **)(n + 1), .cap = ARR_CAP0};
+    return n;
 }
 
 /* A map with room for cap keys: node and slots in one allocation. */
@@ -105,8 +104,8 @@ static bool t_grow(arena_t *a, tnode_t *n)
     return true;
 }
 
-/* Append to an array; NULL nodes are ignored (a->oom tells). */
-void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
+/* t_push when the array is full (internal.h has the fast path). */
+void t_push_slow(arena_t *a, tnode_t *arr, tnode_t *v)
 {
     if (!arr || !v || arr->kind != T_ARR || !t_grow(a, arr))
         return;
