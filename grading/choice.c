@@ -18,6 +18,7 @@
 
 typedef struct choice_option {
     const char *id;
+    const char *rule; /* "option:<id>", the option's trace rule */
     const char *text;
     const char *folded_id, *folded_text;
     bool correct;
@@ -29,6 +30,7 @@ typedef struct choice_spec {
     size_t n;
     bool multiple;
     const char *scheme;
+    const char *scheme_rule; /* "scheme:<scheme>" */
     int64_t min_milli, max_milli;
 } choice_spec_t;
 
@@ -46,6 +48,7 @@ static void choice_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon,
                                           "net_correct",    "values",         NULL};
     cs->multiple = ld_bool(L, obj, canon, path, "multiple", false);
     cs->scheme = ld_enum(L, obj, canon, path, "scheme", schemes, "all_or_nothing");
+    cs->scheme_rule = arena_printf(&r->arena, "scheme:%s", cs->scheme);
     cs->min_milli = ld_scaled(L, obj, canon, path, "min_points", "0", 3, -1000000000, 1000000000);
     char maxdef[64];
     dec_format(dec_shift(dec_from_int(it->points_milli), -3), maxdef, sizeof maxdef);
@@ -77,7 +80,7 @@ static void choice_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon,
         tnode_t *c = t_map(L->ta);
         t_push(L->ta, carr, c);
         choice_option_t *op = &cs->opts[i];
-        op->id = op->text = op->folded_id = op->folded_text = "";
+        op->id = op->text = op->folded_id = op->folded_text = op->rule = "";
         it->elements[i].id = "";
         if (!json_is_object(o)) {
             ld_error(L, p, "expected an object");
@@ -85,6 +88,7 @@ static void choice_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon,
         }
         ld_check_keys(L, o, p, okeys);
         op->id = ld_ident(L, o, c, p, "id");
+        op->rule = arena_printf(&r->arena, "option:%s", op->id);
         op->text = ld_str(L, o, c, p, "text", "", false);
         op->correct = ld_bool(L, o, c, p, "correct", false);
         op->value_milli =
@@ -194,8 +198,7 @@ static grading_err_t choice_grade(grade_ctx_t *c, const item_t *it, const msgpac
             sel[i] ? (op->correct ? "selected; a correct option" : "selected; not a correct option")
                    : (op->correct ? "not selected; a correct option"
                                   : "not selected; not a correct option");
-        tnode_t *rule = trace_rule(c, out->trace, arena_printf(c->a, "option:%s", op->id), sel[i],
-                                   out->elem_points[i], d);
+        tnode_t *rule = trace_rule(c, out->trace, op->rule, sel[i], out->elem_points[i], d);
         (void)rule;
     }
     int64_t pts = it->points_milli, earned = 0;
@@ -222,8 +225,7 @@ static grading_err_t choice_grade(grade_ctx_t *c, const item_t *it, const msgpac
         earned = value_sum;
         how = "sum of the selected options' values";
     }
-    tnode_t *rule = trace_rule(c, out->trace, arena_printf(c->a, "scheme:%s", cs->scheme),
-                               earned > 0, earned, how);
+    tnode_t *rule = trace_rule(c, out->trace, cs->scheme_rule, earned > 0, earned, how);
     int64_t lo = strcmp(cs->scheme, "values") == 0 ? cs->min_milli : 0;
     int64_t hi = strcmp(cs->scheme, "values") == 0 ? cs->max_milli : pts;
     if (lo < 0)

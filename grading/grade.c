@@ -42,7 +42,7 @@ tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool match
                     int64_t points_milli, const char *detail)
 {
     tnode_t *m = t_map(c->a);
-    /* keys in sorted order: packing then sorts in one pass */
+    /* keys in sorted order: each goes after the last */
     t_put(c->a, m, "detail", t_ref(c->a, detail));
     t_put(c->a, m, "matched", t_bool(c->a, matched));
     t_put(c->a, m, "points_milli", t_int(c->a, points_milli));
@@ -71,8 +71,24 @@ void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t star
         while (n > 0 && ((unsigned char)text[start + n] & 0xc0) == 0x80)
             n--;
     }
-    t_put(c->a, e, "text", t_str(c->a, text + start, n));
+    t_put(c->a, e, "text", t_refn(c->a, text + start, n));
     t_push(c->a, ev, e);
+}
+
+/* rubric_find_item without measuring every item id: every response is
+ * looked up on every call. Item ids are non-empty and hold no NUL, so an id
+ * that is empty or holds one names no item, and for any other strncmp stops
+ * within both strings. */
+static const item_t *find_item(const grading_rubric_t *r, const char *id, size_t len)
+{
+    if (len == 0 || memchr(id, '\0', len))
+        return NULL;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const char *s = r->items[i].id;
+        if (s[0] == id[0] && strncmp(s, id, len) == 0 && s[len] == '\0')
+            return &r->items[i];
+    }
+    return NULL;
 }
 
 static const char *status_name(item_status_t s)
@@ -128,37 +144,15 @@ static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const agg
 {
     const grading_rubric_t *r = c->r;
     arena_t *a = c->a;
-    tnode_t *m = t_map(a);
-    t_put(a, m, "engine", t_ref(a, GRADING_ENGINE));
-    tnode_t *rub = t_map(a);
-    t_put(a, rub, "id", t_ref(a, r->id));
-    t_put(a, rub, "version", t_ref(a, r->version));
-    t_put(a, rub, "hash", t_ref(a, r->hash));
-    t_put(a, m, "rubric", rub);
-    t_put(a, m, "decision", t_ref(a, decision));
+    /* keys in sorted order: each goes after the last */
+    tnode_t *m = t_map_n(a, 9);
     t_put(a, m, "band", t_ref(a, ag->band->id));
-    t_put(a, m, "status", t_ref(a, ag->pending ? "pending" : "complete"));
-    tnode_t *tot = t_map(a);
-    t_put(a, tot, "percent_bp", t_int(a, ag->total_bp));
-    t_put(a, tot, "points_milli", t_int(a, ag->total_points));
-    t_put(a, tot, "max_milli", t_int(a, ag->total_max));
-    t_put(a, m, "total", tot);
-    tnode_t *secs = t_arr(a);
-    for (size_t s = 0; s < r->n_sections; s++) {
-        tnode_t *sm = t_map(a);
-        t_put(a, sm, "id", t_ref(a, r->sections[s].id));
-        t_put(a, sm, "weight_milli", t_int(a, r->sections[s].weight_milli));
-        t_put(a, sm, "percent_bp", t_int(a, ag->section_bp[s]));
-        t_put(a, sm, "points_milli", t_int(a, ag->section_points[s]));
-        t_put(a, sm, "max_milli", t_int(a, ag->section_max[s]));
-        t_put(a, sm, "status", t_ref(a, ag->section_pending[s] ? "pending" : "complete"));
-        t_push(a, secs, sm);
-    }
-    t_put(a, m, "sections", secs);
+    t_put(a, m, "decision", t_ref(a, decision));
+    t_put(a, m, "engine", t_ref(a, GRADING_ENGINE));
     tnode_t *items = t_arr(a);
     for (size_t i = 0; i < r->n_items; i++) {
         const item_t *it = &r->items[i];
-        tnode_t *im = t_map(a);
+        tnode_t *im = t_map_n(a, 10);
         t_put(a, im, "detail", res[i].detail);
         t_put(a, im, "id", t_ref(a, it->id));
         t_put(a, im, "max_milli", t_int(a, it->points_milli));
@@ -173,6 +167,29 @@ static tnode_t *build_result(grade_ctx_t *c, const item_result_t *res, const agg
     }
     t_put(a, m, "items", items);
     t_put(a, m, "red_flags", flags);
+    tnode_t *rub = t_map(a);
+    t_put(a, rub, "hash", t_ref(a, r->hash));
+    t_put(a, rub, "id", t_ref(a, r->id));
+    t_put(a, rub, "version", t_ref(a, r->version));
+    t_put(a, m, "rubric", rub);
+    tnode_t *secs = t_arr(a);
+    for (size_t s = 0; s < r->n_sections; s++) {
+        tnode_t *sm = t_map(a);
+        t_put(a, sm, "id", t_ref(a, r->sections[s].id));
+        t_put(a, sm, "max_milli", t_int(a, ag->section_max[s]));
+        t_put(a, sm, "percent_bp", t_int(a, ag->section_bp[s]));
+        t_put(a, sm, "points_milli", t_int(a, ag->section_points[s]));
+        t_put(a, sm, "status", t_ref(a, ag->section_pending[s] ? "pending" : "complete"));
+        t_put(a, sm, "weight_milli", t_int(a, r->sections[s].weight_milli));
+        t_push(a, secs, sm);
+    }
+    t_put(a, m, "sections", secs);
+    t_put(a, m, "status", t_ref(a, ag->pending ? "pending" : "complete"));
+    tnode_t *tot = t_map(a);
+    t_put(a, tot, "max_milli", t_int(a, ag->total_max));
+    t_put(a, tot, "percent_bp", t_int(a, ag->total_bp));
+    t_put(a, tot, "points_milli", t_int(a, ag->total_points));
+    t_put(a, m, "total", tot);
     return m;
 }
 
@@ -201,12 +218,11 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     tbuf_pack_map(&head, result->n);
     /* out->data: map header (n + 1), entries sorting before "digest", the
      * digest entry, the rest */
-    t_sort_keys(result);
     tbuf_reserve(&body, 65536);
     tbuf_pack_map(&body, result->n + 1);
     size_t first = body.len, i = 0;
-    for (; i < result->n && strcmp(result->keys[i], "digest") < 0; i++) {
-        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+    for (; i < result->n && strcmp(result->keys[i].s, "digest") < 0; i++) {
+        tbuf_pack_str(&body, result->keys[i].s, result->keys[i].len);
         t_pack(result->kids[i], &body);
     }
     size_t hole = body.len;
@@ -216,7 +232,7 @@ static grading_err_t pack_and_digest(grade_ctx_t *c, const msgpack_object *respo
     tbuf_pack_str(&body, ZEROS, 64);
     size_t rest = body.len;
     for (; i < result->n; i++) {
-        tbuf_pack_str(&body, result->keys[i], strlen(result->keys[i]));
+        tbuf_pack_str(&body, result->keys[i].s, result->keys[i].len);
         t_pack(result->kids[i], &body);
     }
     if (head.oom || body.oom)
@@ -283,7 +299,7 @@ grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *res
             rc = GRADING_ERR_INVALID_RESPONSE;
             goto done;
         }
-        const item_t *it = rubric_find_item(r, key, klen);
+        const item_t *it = find_item(r, key, klen);
         if (!it) {
             char path[160];
             snprintf(path, sizeof path, "responses.%.*s", (int)(klen > 128 ? 128 : klen), key);
@@ -321,13 +337,14 @@ grading_err_t grading_grade(const grading_rubric_t *r, const msgpack_object *res
         const char *state = pending ? "pending" : fired ? "fired" : "clear";
         if (pending)
             fired = false;
-        t_put(&arena, fm, "id", t_ref(&arena, fl->id));
-        t_put(&arena, fm, "when", t_ref(&arena, fl->when));
-        t_put(&arena, fm, "reason", t_ref(&arena, fl->reason));
+        /* keys in sorted order: each goes after the last */
         t_put(&arena, fm, "effect", t_ref(&arena, fl->effect));
-        t_put(&arena, fm, "fired", t_bool(&arena, fired));
-        t_put(&arena, fm, "state", t_ref(&arena, state));
         t_put(&arena, fm, "evidence", ev);
+        t_put(&arena, fm, "fired", t_bool(&arena, fired));
+        t_put(&arena, fm, "id", t_ref(&arena, fl->id));
+        t_put(&arena, fm, "reason", t_ref(&arena, fl->reason));
+        t_put(&arena, fm, "state", t_ref(&arena, state));
+        t_put(&arena, fm, "when", t_ref(&arena, fl->when));
         t_push(&arena, flags, fm);
         if (fired && strcmp(fl->effect, "disqualify") == 0)
             disqualified = true;

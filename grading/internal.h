@@ -7,7 +7,7 @@
  *             compiled rubric is one allocation tree and a grade call frees
  *             everything at once.
  *   tree      a small msgpack-shaped value tree (nil/bool/int/str/array/map)
- *             built in an arena; maps are packed with keys sorted bytewise.
+ *             built in an arena; map keys are kept sorted bytewise.
  *             It carries the canonical rubric and the result.
  *   dec       exact decimals (int64 mantissa, base-10 exponent).
  *   model     the compiled rubric: sections, items and their type specs.
@@ -99,13 +99,14 @@
 typedef struct arena_block arena_block_t;
 struct arena_block {
     arena_block_t *next;
-    size_t used, cap;
+    size_t cap;
     _Alignas(16) unsigned char data[];
 };
 typedef struct arena {
     arena_block_t *head;
-    size_t total; /* bytes reserved from malloc */
-    bool oom;     /* an allocation failed; the owner reports GRADING_ERR_NOMEM */
+    unsigned char *cur, *end; /* the free bytes of the head block (none once oom) */
+    size_t total;             /* bytes reserved from malloc */
+    bool oom;                 /* an allocation failed; the owner reports GRADING_ERR_NOMEM */
 } arena_t;
 
 /* Zeroed, 16-byte aligned memory living until arena_free; NULL (and a->oom) on failure. */
@@ -115,14 +116,35 @@ void *arena_alloc(arena_t *a, size_t n);
 void *arena_alloc_slow(arena_t *a, size_t n);
 static inline void *arena_alloc_raw(arena_t *a, size_t n)
 {
-    arena_block_t *b = a->head;
     size_t r = (n + 15) & ~(size_t)15;
-    if (b && !a->oom && r != 0 && r >= n && b->cap - b->used >= r) {
-        void *p = b->data + b->used;
-        b->used += r;
+    /* r - 1 < free: r is not 0 (n is not 0 and did not wrap) and fits */
+    if (r - 1 < (size_t)(a->end - a->cur)) {
+        void *p = a->cur;
+        a->cur += r;
         return p;
     }
     return arena_alloc_slow(a, n);
+}
+/* s[0..n) to o, n <= 32, in loads and stores of fixed size (overlapping
+ * when n is not one of them) rather than a byte at a time or a call. */
+static inline void copy_short(void *o, const void *s, size_t n)
+{
+    unsigned char *d = o;
+    const unsigned char *p = s;
+    if (n >= 16) {
+        __builtin_memcpy(d, p, 16);
+        __builtin_memcpy(d + n - 16, p + n - 16, 16);
+    } else if (n >= 8) {
+        __builtin_memcpy(d, p, 8);
+        __builtin_memcpy(d + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        __builtin_memcpy(d, p, 4);
+        __builtin_memcpy(d + n - 4, p + n - 4, 4);
+    } else if (n) {
+        d[0] = p[0];
+        d[n / 2] = p[n / 2];
+        d[n - 1] = p[n - 1];
+    }
 }
 /* Copy of s[0..n) with a terminating NUL. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
@@ -133,34 +155,102 @@ void arena_free(arena_t *a);
 /* ---- value tree ---- */
 typedef enum tkind { T_NIL, T_BOOL, T_INT, T_STR, T_ARR, T_MAP } tkind_t;
 typedef struct tnode tnode_t;
+/* A map key: NUL-terminated, no NUL inside, with its length. */
+typedef struct tkey {
+    const char *s;
+    size_t len;
+} tkey_t;
 struct tnode {
     tkind_t kind;
     int64_t i;      /* T_BOOL (0/1), T_INT */
     const char *s;  /* T_STR (may contain NUL; len is authoritative) */
     size_t len;     /* T_STR length */
     tnode_t **kids; /* T_ARR elements, T_MAP values */
-    const char **keys;
+    tkey_t *keys;   /* T_MAP keys, kept in bytewise order as they are added */
     size_t n, cap;
 };
 
-tnode_t *t_nil(arena_t *a);
-tnode_t *t_bool(arena_t *a, bool v);
-tnode_t *t_int(arena_t *a, int64_t v);
+/* A scalar (nil, bool, int, str) is allocated without the container fields
+ * (kids onwards), which are never read for one: half a container node. The
+ * constructors are inline: a result holds a couple of thousand scalars. */
+#define T_SCALAR_SIZE offsetof(tnode_t, kids)
+static inline tnode_t *t_scalar(arena_t *a, tkind_t k, int64_t i, const char *s, size_t len)
+{
+    tnode_t *n = arena_alloc_raw(a, T_SCALAR_SIZE);
+    if (n) {
+        n->kind = k;
+        n->i = i;
+        n->s = s;
+        n->len = len;
+    }
+    return n;
+}
+static inline tnode_t *t_nil(arena_t *a)
+{
+    return t_scalar(a, T_NIL, 0, NULL, 0);
+}
+static inline tnode_t *t_bool(arena_t *a, bool v)
+{
+    return t_scalar(a, T_BOOL, v, NULL, 0);
+}
+static inline tnode_t *t_int(arena_t *a, int64_t v)
+{
+    return t_scalar(a, T_INT, v, NULL, 0);
+}
+/* A copy of s[0..len) (NULL: ""). */
 tnode_t *t_str(arena_t *a, const char *s, size_t len);
 tnode_t *t_strz(arena_t *a, const char *s);
-/* String node referring to s (not copied): s must outlive the tree. */
-tnode_t *t_ref(arena_t *a, const char *s);
+/* String node referring to s[0..len) (not copied): s must outlive the tree. */
+static inline tnode_t *t_refn(arena_t *a, const char *s, size_t len)
+{
+    return t_scalar(a, T_STR, 0, s, len);
+}
+/* The same for a NUL-terminated s (NULL: ""); inline, so that the length of
+ * a literal is known when the program is compiled. */
+static inline tnode_t *t_ref(arena_t *a, const char *s)
+{
+    return s ? t_refn(a, s, __builtin_strlen(s)) : t_refn(a, "", 0);
+}
 tnode_t *t_arr(arena_t *a);
 tnode_t *t_map(arena_t *a);
-/* Append to an array. NULL nodes (failed allocations) are ignored; a->oom tells. */
-void t_push(arena_t *a, tnode_t *arr, tnode_t *v);
+/* A map with room for cap keys before it grows. */
+tnode_t *t_map_n(arena_t *a, size_t cap);
+/* Append to an array. NULL nodes (failed allocations) are ignored; a->oom
+ * tells. Inline when the array has room; t_push_slow grows it. */
+void t_push_slow(arena_t *a, tnode_t *arr, tnode_t *v);
+static inline void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
+{
+    if (arr && v && arr->kind == T_ARR && arr->n < arr->cap)
+        arr->kids[arr->n++] = v;
+    else
+        t_push_slow(a, arr, v);
+}
 /* Set key in a map (key copied). A key set twice keeps the last value. */
 void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
-/* Append a key known to be new; the key is not copied (use literals). */
-void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v);
+/* Add key[0..klen) (no NUL inside), known to be new; the key is not copied
+ * (use literals). Inline: appending a key that sorts after the last one
+ * (a different first byte) to a map with room is the common case; the rest
+ * is t_put_slow's. */
+void t_put_slow(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v);
+static inline void t_put_n(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
+{
+    size_t n;
+    if (map && v && map->kind == T_MAP && (n = map->n) < map->cap &&
+        (n == 0 || (unsigned char)map->keys[n - 1].s[0] < (unsigned char)key[0])) {
+        map->keys[n] = (tkey_t){key, klen};
+        map->kids[n] = v;
+        map->n = n + 1;
+    } else {
+        t_put_slow(a, map, key, klen, v);
+    }
+}
+/* t_put_n for a NUL-terminated key; inline, so that the length of a literal
+ * is known when the program is compiled. */
+static inline void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
+{
+    t_put_n(a, map, key, __builtin_strlen(key), v);
+}
 tnode_t *t_get(const tnode_t *map, const char *key);
-/* Sort a map's keys bytewise in place (t_pack does it too). */
-void t_sort_keys(tnode_t *map);
 
 /* A growing byte buffer (malloc'd; data may be handed to a caller to free).
  * The tbuf_pack_* writers produce msgpack-c's smallest encodings. A failed
@@ -177,8 +267,8 @@ void tbuf_pack_array(tbuf_t *b, size_t n);
 void tbuf_pack_map(tbuf_t *b, size_t n);
 void tbuf_pack_str(tbuf_t *b, const char *s, size_t n);
 void tbuf_pack_int(tbuf_t *b, int64_t v);
-/* Pack with map keys sorted bytewise. Returns false on allocation failure. */
-bool t_pack(tnode_t *n, tbuf_t *b);
+/* Pack (map keys are in bytewise order). Returns false on allocation failure. */
+bool t_pack(const tnode_t *n, tbuf_t *b);
 
 /* ---- SHA-256 (sha256.c) ---- */
 /* OpenSSL's libcrypto, which uses the CPU's SHA extensions where there are
@@ -573,7 +663,9 @@ typedef struct item_result {
 /* A trace rule: {"rule": name, "matched": m, "points_milli": p, "detail": text}. */
 tnode_t *trace_rule(grade_ctx_t *c, tnode_t *trace, const char *rule, bool matched,
                     int64_t points_milli, const char *detail);
-/* Add an evidence span [start, end) of text to a rule map. */
+/* Add an evidence span [start, end) of text to a rule map. The span is
+ * referred to, not copied: text (the response, or a copy in the call's arena)
+ * must outlive the result tree. */
 void trace_evidence(grade_ctx_t *c, tnode_t *rule, const char *text, size_t start, size_t end);
 /* A msgpack string (or NULL when obj is not a string). */
 bool mp_str(const msgpack_object *o, const char **s, size_t *len);

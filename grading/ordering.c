@@ -70,6 +70,23 @@ static const char *const SCHEMES[] = {"all_or_nothing",
                                       "precedence",
                                       NULL};
 
+/* The scheme's trace rule, in SCHEMES order. */
+static const char *const SCHEME_RULES[] = {"scheme:all_or_nothing",
+                                           "scheme:absolute_position",
+                                           "scheme:relative_to_correct",
+                                           "scheme:relative_next_exclude_last",
+                                           "scheme:relative_next_include_last",
+                                           "scheme:relative_one_previous_and_next",
+                                           "scheme:relative_all_previous_and_next",
+                                           "scheme:longest_ordered_subset",
+                                           "scheme:longest_contiguous_subset",
+                                           "scheme:dag",
+                                           "scheme:lcs",
+                                           "scheme:kendall_tau",
+                                           "scheme:precedence"};
+_Static_assert(sizeof SCHEME_RULES / sizeof *SCHEME_RULES == sizeof SCHEMES / sizeof *SCHEMES - 1,
+               "a trace rule per scheme");
+
 typedef struct constraint {
     int before, after;
     int64_t weight_milli;
@@ -79,6 +96,7 @@ typedef struct constraint {
 
 typedef struct step {
     const char *id, *text, *folded_id, *folded_text;
+    const char *rule; /* "step:<id>", the step's trace rule */
     phrase_set_t *phrases;
     uint32_t depends; /* bitmask of steps that must come before */
 } step_t;
@@ -141,13 +159,14 @@ static void ordering_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *cano
         tnode_t *c = t_map(L->ta);
         t_push(L->ta, carr, c);
         step_t *s = &os->steps[i];
-        s->id = s->text = s->folded_id = s->folded_text = "";
+        s->id = s->text = s->folded_id = s->folded_text = s->rule = "";
         if (!json_is_object(o)) {
             ld_error(L, p, "expected an object");
             continue;
         }
         ld_check_keys(L, o, p, skeys);
         s->id = ld_ident(L, o, c, p, "id");
+        s->rule = arena_printf(&r->arena, "step:%s", s->id);
         s->text = ld_str(L, o, c, p, "text", "", false);
         s->folded_id = text_fold(&r->arena, s->id, strlen(s->id));
         s->folded_text = text_fold(&r->arena, s->text, strlen(s->text));
@@ -598,15 +617,14 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
         int i = R[k];
         out->elem_matched[i] = true;
         tnode_t *rule =
-            trace_rule(c, out->trace, arena_printf(c->a, "step:%s", os->steps[i].id), true, 0,
+            trace_rule(c, out->trace, os->steps[i].rule, true, 0,
                        arena_printf(c->a, "position %d (correct position %d)", k + 1, i + 1));
         if (text)
             trace_evidence(c, rule, text, where[k], where_end[k]);
     }
     for (int i = 0; i < os->n; i++)
         if (pos_in(R, nr, i) < 0)
-            trace_rule(c, out->trace, arena_printf(c->a, "step:%s", os->steps[i].id), false, 0,
-                       "missing; earns nothing");
+            trace_rule(c, out->trace, os->steps[i].rule, false, 0, "missing; earns nothing");
     /* untouched presented order */
     if (os->n_presented == os->n && nr == os->n) {
         bool same = true;
@@ -702,8 +720,7 @@ static grading_err_t ordering_grade(grade_ctx_t *c, const item_t *it, const msgp
         break;
     }
     int64_t earned = s.den > 0 ? fx_div_round((__int128)pts * s.num, s.den) : 0;
-    tnode_t *rule = trace_rule(c, out->trace, arena_printf(c->a, "scheme:%s", SCHEMES[os->scheme]),
-                               earned > 0, earned, s.how);
+    tnode_t *rule = trace_rule(c, out->trace, SCHEME_RULES[os->scheme], earned > 0, earned, s.how);
     if (cap >= 0) {
         int64_t lim = fx_div_round((__int128)pts * cap, 1000);
         if (earned > lim) {

@@ -34,6 +34,7 @@ typedef struct cell_num {
 
 typedef struct row {
     const char *id;
+    const char *rule;    /* "row:<id>", the row's trace rule */
     char **folded_names; /* folded id + names */
     size_t n_names;
     cell_num_t *cites; /* numbers in citeable columns */
@@ -99,13 +100,14 @@ static void pick_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
         tnode_t *c = t_map(L->ta);
         t_push(L->ta, crows, c);
         row_t *rw = &ps->rows[i];
-        rw->id = "";
+        rw->id = rw->rule = "";
         if (!json_is_object(o)) {
             ld_error(L, p, "expected an object");
             continue;
         }
         ld_check_keys(L, o, p, rkeys);
         rw->id = ld_ident(L, o, c, p, "id");
+        rw->rule = arena_printf(&r->arena, "row:%s", rw->id);
         size_t nn = 0;
         char **names = ld_strings(L, o, c, p, "names", &nn, false);
         rw->folded_names = arena_alloc(&r->arena, (nn + 1) * sizeof *rw->folded_names);
@@ -299,7 +301,7 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
         }
         for (size_t k = 0; k < ps->n; k++)
             if (picked[k])
-                trace_rule(c, out->trace, arena_printf(c->a, "row:%s", ps->rows[k].id), true, 0,
+                trace_rule(c, out->trace, ps->rows[k].rule, true, 0,
                            ps->answer[k] ? "picked; an answer row" : "picked; not an answer row");
     } else if (text) {
         /* Work budget: at most three word runs per word, each against every row name. */
@@ -314,10 +316,9 @@ static grading_err_t pick_grade(grade_ctx_t *c, const item_t *it, const msgpack_
         if (row >= 0) {
             picked[row] = true;
             n_picked = 1;
-            tnode_t *rule =
-                trace_rule(c, out->trace, arena_printf(c->a, "row:%s", ps->rows[row].id), true, 0,
-                           ps->answer[row] ? "first row named; an answer row"
-                                           : "first row named; not an answer row");
+            tnode_t *rule = trace_rule(c, out->trace, ps->rows[row].rule, true, 0,
+                                       ps->answer[row] ? "first row named; an answer row"
+                                                       : "first row named; not an answer row");
             trace_evidence(c, rule, tcopy, s, e);
         }
     }

@@ -135,14 +135,15 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
         v[n++] = x;
         tnode_t *m = t_map(c->a);
         if (kvs && kvs[k].key.type == MSGPACK_OBJECT_STR)
-            t_set(c->a, m, "rater",
+            t_put(c->a, m, "rater",
                   t_str(c->a, kvs[k].key.via.str.ptr,
                         kvs[k].key.via.str.size > 64 ? 64 : kvs[k].key.via.str.size));
-        t_set(c->a, m, "rating", t_int(c->a, x));
+        t_put(c->a, m, "rating", t_int(c->a, x));
         t_push(c->a, ratings, m);
     }
-    t_set(c->a, out->detail, "ratings", ratings);
-    t_set(c->a, out->detail, "raters_required", t_int(c->a, rs->required));
+    /* out->detail is this item's own, fresh: its keys are new */
+    t_put(c->a, out->detail, "raters_required", t_int(c->a, rs->required));
+    t_put(c->a, out->detail, "ratings", ratings);
     qsort(v, n, sizeof v[0], cmp_i64);
     out->n_ratings = n;
     out->rating_lo = n ? v[0] : rs->max;
@@ -164,7 +165,7 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
                             (long long)rs->gap));
     /* aggregate as a fraction num/den */
     int64_t num = 0, den = 1;
-    const char *how;
+    const char *how, *rule;
     if (rs->aggregate == 0) {
         if (n % 2) {
             num = v[n / 2];
@@ -173,6 +174,7 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
             den = 2;
         }
         how = "median";
+        rule = "aggregate:median";
     } else {
         size_t lo = rs->aggregate == 2 ? (size_t)rs->trim : 0;
         size_t hi = n - lo;
@@ -180,15 +182,16 @@ static grading_err_t rating_grade(grade_ctx_t *c, const item_t *it, const msgpac
             num += v[i];
         den = (int64_t)(hi - lo);
         how = rs->aggregate == 2 ? "trimmed mean" : "mean";
+        rule = rs->aggregate == 2 ? "aggregate:trimmed mean" : "aggregate:mean";
     }
     /* the aggregate for display, rounded to 3 places by the one rounding rule */
     char ab[80];
     out->rating_agg_milli = fx_div_round((__int128)num * 1000, den);
-    dec_format(dec_shift(dec_from_int(out->rating_agg_milli), -3), ab, sizeof ab);
-    t_set(c->a, out->detail, "aggregate", t_strz(c->a, ab));
+    size_t al = dec_format(dec_shift(dec_from_int(out->rating_agg_milli), -3), ab, sizeof ab);
+    t_put(c->a, out->detail, "aggregate", t_str(c->a, ab, al < sizeof ab ? al : sizeof ab - 1));
     int64_t earned = fx_div_round((__int128)it->points_milli * (num - rs->min * den),
                                   (__int128)den * (rs->max - rs->min));
-    trace_rule(c, out->trace, arena_printf(c->a, "aggregate:%s", how), earned > 0, earned,
+    trace_rule(c, out->trace, rule, earned > 0, earned,
                arena_printf(c->a, "%s of %zu ratings = %s on %lld..%lld", how, n, ab,
                             (long long)rs->min, (long long)rs->max));
     out->status = ST_SCORED;

@@ -402,15 +402,23 @@ typedef struct val {
     dec_t n;
 } val_t;
 
-static void evidence(grade_ctx_t *c, tnode_t *ev, const expr_t *e, const char *value,
-                     tnode_t *spans)
+/* {"term", "value"} and the spans: the term's text lives in the rubric,
+ * value is a literal or vlen bytes the caller formatted (copied here). */
+static void evidence(grade_ctx_t *c, tnode_t *ev, const expr_t *e, const char *value, size_t vlen,
+                     bool copy, tnode_t *spans)
 {
     tnode_t *m = t_map(c->a);
-    t_set(c->a, m, "term", t_strz(c->a, e->text));
-    t_set(c->a, m, "value", t_strz(c->a, value));
+    /* keys in sorted order: each goes after the last */
     if (spans)
-        t_set(c->a, m, "evidence", spans);
+        t_put(c->a, m, "evidence", spans);
+    t_put(c->a, m, "term", t_ref(c->a, e->text));
+    t_put(c->a, m, "value", copy ? t_str(c->a, value, vlen) : t_refn(c->a, value, vlen));
     t_push(c->a, ev, m);
+}
+
+static void evidence_bool(grade_ctx_t *c, tnode_t *ev, const expr_t *e, bool b, tnode_t *spans)
+{
+    evidence(c, ev, e, b ? "true" : "false", b ? 4 : 5, false, spans);
 }
 
 static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
@@ -459,8 +467,8 @@ static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
             n += eval(c, e->args[k], items, ag, ev, pending).b;
         v.n = dec_from_int(n);
         char cb[32];
-        dec_format(v.n, cb, sizeof cb);
-        evidence(c, ev, e, cb, NULL);
+        size_t cl = dec_format(v.n, cb, sizeof cb);
+        evidence(c, ev, e, cb, cl < sizeof cb ? cl : sizeof cb - 1, true, NULL);
         return v;
     }
     if (e->fn != F_SECTION && e->fn != F_TOTAL) {
@@ -482,17 +490,17 @@ static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
             m = ir->status == ST_SCORED && ir->earned_milli > 0;
         }
         v.b = e->fn == F_MATCHED ? m : !m;
-        evidence(c, ev, e, v.b ? "true" : "false", spans);
+        evidence_bool(c, ev, e, v.b, spans);
         return v;
     }
     case F_ANSWERED:
     case F_UNANSWERED:
         v.b = (ir->status != ST_UNANSWERED) == (e->fn == F_ANSWERED);
-        evidence(c, ev, e, v.b ? "true" : "false", NULL);
+        evidence_bool(c, ev, e, v.b, NULL);
         return v;
     case F_DISAGREEMENT:
         v.b = ir->disagreement;
-        evidence(c, ev, e, v.b ? "true" : "false", NULL);
+        evidence_bool(c, ev, e, v.b, NULL);
         return v;
     case F_POINTS: {
         int64_t pm = e->elem >= 0 ? ir->elem_points[e->elem] : ir->earned_milli;
@@ -524,8 +532,8 @@ static val_t eval(grade_ctx_t *c, const expr_t *e, const item_result_t *items,
     case F_COUNT:
         break;
     }
-    dec_format(v.n, buf, sizeof buf);
-    evidence(c, ev, e, buf, NULL);
+    size_t bl = dec_format(v.n, buf, sizeof buf);
+    evidence(c, ev, e, buf, bl < sizeof buf ? bl : sizeof buf - 1, true, NULL);
     return v;
 }
 

@@ -2,69 +2,68 @@
  * tree.c - msgpack-shaped value trees built in an arena.
  *
  * The canonical rubric and every result are built as trees and packed once.
- * Maps are packed with their keys sorted bytewise, so no output ever depends
- * on insertion or hash-table order.
+ * A map keeps its keys in bytewise order as they are added (nearly always
+ * after the last one), so it is packed as it stands, and no output ever
+ * depends on insertion or hash-table order.
  */
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* strcmp, deciding most pairs of keys by their first byte without a call. */
-static inline int key_cmp(const char *a, const char *b)
+/* Bytewise order of two keys (as strcmp orders them: keys hold no NUL),
+ * deciding most pairs by their first byte. */
+static inline int key_cmp(const tkey_t *a, const tkey_t *b)
 {
-    if (a[0] != b[0])
-        return (unsigned char)a[0] - (unsigned char)b[0];
-    return strcmp(a, b);
+    if (a->s[0] != b->s[0])
+        return (unsigned char)a->s[0] - (unsigned char)b->s[0];
+    int c = memcmp(a->s, b->s, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static tnode_t *t_new(arena_t *a, tkind_t k)
+/* a[0..n) == b[0..n): keys of 4 to 16 bytes (nearly all) in two
+ * overlapping loads from each, without a call. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
 {
-    tnode_t *n = arena_alloc_raw(a, sizeof *n);
-    if (n)
-        *n = (tnode_t){.kind = k};
-    return n;
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&b1, b + n - 8, 8);
+        return a0 == b0 && a1 == b1;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a0, a1, b0, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&a1, a + n - 4, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&b1, b + n - 4, 4);
+        return a0 == b0 && a1 == b1;
+    }
+    return memcmp(a, b, n) == 0;
 }
 
-tnode_t *t_nil(arena_t *a)
+static inline bool key_eq(const tkey_t *a, const char *s, size_t len)
 {
-    return t_new(a, T_NIL);
+    return a->len == len && bytes_eq(a->s, s, len);
 }
 
-tnode_t *t_bool(arena_t *a, bool v)
-{
-    tnode_t *n = t_new(a, T_BOOL);
-    if (n)
-        n->i = v;
-    return n;
-}
-
-tnode_t *t_int(arena_t *a, int64_t v)
-{
-    tnode_t *n = t_new(a, T_INT);
-    if (n)
-        n->i = v;
-    return n;
-}
-
+/* The node and its copy of the bytes in one allocation. */
 tnode_t *t_str(arena_t *a, const char *s, size_t len)
 {
-    tnode_t *n = t_new(a, T_STR);
+    if (!s)
+        len = 0;
+    tnode_t *n = arena_alloc_raw(a, T_SCALAR_SIZE + len + 1);
     if (n) {
-        n->s = arena_strndup(a, s ? s : "", s ? len : 0);
-        n->len = s ? len : 0;
-    }
-    return n;
-}
-
-/* A string node that refers to s without copying it: s must outlive the
- * tree (a literal, the rubric, or this arena). */
-tnode_t *t_ref(arena_t *a, const char *s)
-{
-    tnode_t *n = t_new(a, T_STR);
-    if (n) {
-        n->s = s ? s : "";
-        n->len = s ? strlen(s) : 0;
+        char *p = (char *)n + T_SCALAR_SIZE;
+        if (len)
+            memcpy(p, s, len);
+        p[len] = '\0';
+        n->kind = T_STR;
+        n->i = 0;
+        n->s = p;
+        n->len = len;
     }
     return n;
 }
@@ -74,14 +73,33 @@ tnode_t *t_strz(arena_t *a, const char *s)
     return t_str(a, s, s ? strlen(s) : 0);
 }
 
+#define ARR_CAP0 4
+
+/* An array with room for ARR_CAP0 elements, node and slots in one
+ * allocation: most arrays of a result (evidence, ratings) are short. */
 tnode_t *t_arr(arena_t *a)
 {
-    return t_new(a, T_ARR);
+    tnode_t *n = arena_alloc_raw(a, sizeof *n + ARR_CAP0 * sizeof(tnode_t *));
+    if (n)
+        *n = (tnode_t){.kind = T_ARR, .kids = (tnode_t **)(n + 1), .cap = ARR_CAP0};
+    return n;
 }
 
+/* A map with room for cap keys: node and slots in one allocation. */
+tnode_t *t_map_n(arena_t *a, size_t cap)
+{
+    tnode_t *n = arena_alloc_raw(a, sizeof *n + cap * (sizeof(tkey_t) + sizeof(tnode_t *)));
+    if (n) {
+        tkey_t *keys = (tkey_t *)(n + 1);
+        *n = (tnode_t){.kind = T_MAP, .keys = keys, .kids = (tnode_t **)(keys + cap), .cap = cap};
+    }
+    return n;
+}
+
+/* Most maps of a result hold 2 to 8 keys. */
 tnode_t *t_map(arena_t *a)
 {
-    return t_new(a, T_MAP);
+    return t_map_n(a, 8);
 }
 
 static bool t_grow(arena_t *a, tnode_t *n)
@@ -89,11 +107,15 @@ static bool t_grow(arena_t *a, tnode_t *n)
     if (n->n < n->cap)
         return true;
     size_t cap = n->cap ? n->cap * 2 : 8;
-    /* slots past n are never read: no need to zero them */
-    tnode_t **kids = arena_alloc_raw(a, cap * sizeof *kids);
-    const char **keys = n->kind == T_MAP ? arena_alloc_raw(a, cap * sizeof *keys) : NULL;
-    if (!kids || (n->kind == T_MAP && !keys))
+    /* slots past n are never read: no need to zero them; a map's keys share
+     * the allocation of its values */
+    size_t ksize = n->kind == T_MAP ? cap * sizeof *n->keys : 0;
+    tnode_t **kids = arena_alloc_raw(a, ksize + cap * sizeof *kids);
+    if (!kids)
         return false;
+    tkey_t *keys = ksize ? (tkey_t *)kids : NULL;
+    if (keys)
+        kids = (tnode_t **)(keys + cap);
     if (n->n) {
         memcpy(kids, n->kids, n->n * sizeof *kids);
         if (keys)
@@ -105,12 +127,31 @@ static bool t_grow(arena_t *a, tnode_t *n)
     return true;
 }
 
-/* Append to an array; NULL nodes are ignored (a->oom tells). */
-void t_push(arena_t *a, tnode_t *arr, tnode_t *v)
+/* t_push when the array is full (internal.h has the fast path). */
+void t_push_slow(arena_t *a, tnode_t *arr, tnode_t *v)
 {
     if (!arr || !v || arr->kind != T_ARR || !t_grow(a, arr))
         return;
     arr->kids[arr->n++] = v;
+}
+
+/* Add key (not copied) at its place in the bytewise order: after the last
+ * key nearly always, as callers add keys in that order. A key equal to one
+ * already there goes after it. */
+static void t_insert(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
+{
+    if (!t_grow(a, map))
+        return;
+    tkey_t k = {key, klen};
+    size_t j = map->n;
+    while (j > 0 && key_cmp(&map->keys[j - 1], &k) > 0) {
+        map->keys[j] = map->keys[j - 1];
+        map->kids[j] = map->kids[j - 1];
+        j--;
+    }
+    map->keys[j] = k;
+    map->kids[j] = v;
+    map->n++;
 }
 
 /* Set key in a map; a key set twice keeps the last value. */
@@ -118,55 +159,44 @@ void t_set(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
 {
     if (!map || !v || map->kind != T_MAP)
         return;
+    size_t klen = strlen(key);
     for (size_t i = 0; i < map->n; i++)
-        if (key_cmp(map->keys[i], key) == 0) {
+        if (key_eq(&map->keys[i], key, klen)) {
             map->kids[i] = v;
             return;
         }
-    if (!t_grow(a, map))
-        return;
-    const char *k = arena_strdup(a, key);
-    if (!k)
-        return;
-    map->keys[map->n] = k;
-    map->kids[map->n++] = v;
+    const char *k = arena_strndup(a, key, klen);
+    if (k)
+        t_insert(a, map, k, klen, v);
 }
 
-/* Append key (a string literal or otherwise outliving the tree; not copied)
- * to a map known not to hold it yet: the hot path of traces and results. */
-void t_put(arena_t *a, tnode_t *map, const char *key, tnode_t *v)
+/* t_put_n when the key does not simply go after the last one (internal.h
+ * has the fast path). */
+void t_put_slow(arena_t *a, tnode_t *map, const char *key, size_t klen, tnode_t *v)
 {
-    if (!map || !v || map->kind != T_MAP || !t_grow(a, map))
+    if (!map || !v || map->kind != T_MAP)
         return;
-    map->keys[map->n] = key;
-    map->kids[map->n++] = v;
+    size_t n = map->n;
+    if (n < map->cap && n > 0 && map->keys[n - 1].s[0] == key[0] &&
+        key_cmp(&map->keys[n - 1], &(tkey_t){key, klen}) <= 0) {
+        /* same first byte as the last key, sorting after it: append */
+        map->keys[n] = (tkey_t){key, klen};
+        map->kids[n] = v;
+        map->n = n + 1;
+        return;
+    }
+    t_insert(a, map, key, klen, v);
 }
 
 tnode_t *t_get(const tnode_t *map, const char *key)
 {
     if (!map || map->kind != T_MAP)
         return NULL;
+    size_t klen = strlen(key);
     for (size_t i = 0; i < map->n; i++)
-        if (key_cmp(map->keys[i], key) == 0)
+        if (key_eq(&map->keys[i], key, klen))
             return map->kids[i];
     return NULL;
-}
-
-/* Keys hold no NUL, so strcmp is the bytewise order of the packed keys. */
-void t_sort_keys(tnode_t *m)
-{
-    for (size_t i = 1; i < m->n; i++) {
-        const char *k = m->keys[i];
-        tnode_t *v = m->kids[i];
-        size_t j = i;
-        while (j > 0 && key_cmp(m->keys[j - 1], k) > 0) {
-            m->keys[j] = m->keys[j - 1];
-            m->kids[j] = m->kids[j - 1];
-            j--;
-        }
-        m->keys[j] = k;
-        m->kids[j] = v;
-    }
 }
 
 /* ---- packing ----
@@ -229,30 +259,43 @@ static inline void put_be(uint8_t *o, uint64_t v, int n)
     }
 }
 
-/* A header: fixed form when v fits in fix_max, else tag16/tag32 (tag8 too
- * for strings). */
+/* A fixstr (n <= 31) at o; returns its length. */
+static inline size_t fixstr_at(uint8_t *o, const char *s, size_t n)
+{
+    o[0] = (uint8_t)(0xa0 | n);
+    copy_short(o + 1, s, n);
+    return 1 + n;
+}
+
+/* A header at o (room for 5 bytes): fixed form when v fits in fix_max,
+ * else tag16/tag32 (tag8 too for strings); returns its length. */
+static inline size_t len_at(uint8_t *o, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
+                            size_t v)
+{
+    if (v <= fix_max) {
+        o[0] = (uint8_t)(fix | v);
+        return 1;
+    }
+    if (tag8 >= 0 && v < 256) {
+        o[0] = (uint8_t)tag8;
+        o[1] = (uint8_t)v;
+        return 2;
+    }
+    if (v < 65536) {
+        o[0] = tag16;
+        put_be(o + 1, v, 2);
+        return 3;
+    }
+    o[0] = (uint8_t)(tag16 + 1);
+    put_be(o + 1, v, 4);
+    return 5;
+}
+
 static inline void pack_len(tbuf_t *b, uint8_t fix, uint32_t fix_max, int tag8, uint8_t tag16,
                             size_t v)
 {
-    if (!tbuf_room(b, 5))
-        return;
-    uint8_t *o = b->data + b->len;
-    if (v <= fix_max) {
-        o[0] = (uint8_t)(fix | v);
-        b->len += 1;
-    } else if (tag8 >= 0 && v < 256) {
-        o[0] = (uint8_t)tag8;
-        o[1] = (uint8_t)v;
-        b->len += 2;
-    } else if (v < 65536) {
-        o[0] = tag16;
-        put_be(o + 1, v, 2);
-        b->len += 3;
-    } else {
-        o[0] = (uint8_t)(tag16 + 1);
-        put_be(o + 1, v, 4);
-        b->len += 5;
-    }
+    if (tbuf_room(b, 5))
+        b->len += len_at(b->data + b->len, fix, fix_max, tag8, tag16, v);
 }
 
 void tbuf_pack_array(tbuf_t *b, size_t n)
@@ -269,43 +312,17 @@ void tbuf_pack_str(tbuf_t *b, const char *s, size_t n)
 {
     if (n <= 31) {
         /* fixstr, most strings of a result: header and bytes in one go */
-        if (!tbuf_room(b, 1 + n))
-            return;
-        uint8_t *o = b->data + b->len;
-        o[0] = (uint8_t)(0xa0 | n);
-        for (size_t k = 0; k < n; k++)
-            o[1 + k] = (uint8_t)s[k];
-        b->len += 1 + n;
+        if (tbuf_room(b, 1 + 31))
+            b->len += fixstr_at(b->data + b->len, s, n);
         return;
     }
     pack_len(b, 0xa0, 31, 0xd9, 0xda, n);
     tbuf_write(b, s, n);
 }
 
-/* A map key (NUL-terminated): its length is found while it is copied. */
-static void tbuf_pack_key(tbuf_t *b, const char *key)
+/* The smallest encoding of d at o (room for 9 bytes); returns its length. */
+static inline size_t int_at(uint8_t *o, int64_t d)
 {
-    if (!tbuf_room(b, 32))
-        return;
-    uint8_t *o = b->data + b->len;
-    size_t n = 0;
-    while (n < 31 && key[n]) {
-        o[1 + n] = (uint8_t)key[n];
-        n++;
-    }
-    if (key[n]) { /* 31 bytes or more */
-        tbuf_pack_str(b, key, strlen(key));
-        return;
-    }
-    o[0] = (uint8_t)(0xa0 | n);
-    b->len += 1 + n;
-}
-
-void tbuf_pack_int(tbuf_t *b, int64_t d)
-{
-    if (!tbuf_room(b, 9))
-        return;
-    uint8_t *o = b->data + b->len;
     size_t n;
     if (d < -(1LL << 5)) {
         if (d < -(1LL << 15)) {
@@ -325,7 +342,7 @@ void tbuf_pack_int(tbuf_t *b, int64_t d)
         }
     } else if (d < (1LL << 7)) {
         o[0] = (uint8_t)d; /* positive or negative fixint */
-        n = 0;
+        return 1;
     } else if (d < (1LL << 16)) {
         if (d < (1LL << 8)) {
             o[0] = 0xcc;
@@ -341,39 +358,147 @@ void tbuf_pack_int(tbuf_t *b, int64_t d)
         o[0] = 0xcf;
         n = 8;
     }
-    if (n)
-        put_be(o + 1, (uint64_t)d, (int)n);
-    b->len += 1 + n;
+    put_be(o + 1, (uint64_t)d, (int)n);
+    return 1 + n;
 }
 
-/* Pack with map keys sorted bytewise. */
-bool t_pack(tnode_t *n, tbuf_t *b)
+void tbuf_pack_int(tbuf_t *b, int64_t d)
 {
-    switch (n->kind) {
+    if (tbuf_room(b, 9))
+        b->len += int_at(b->data + b->len, d);
+}
+
+/* ---- packing a tree ----
+ *
+ * The write position and the end of the buffer travel in locals (a wpos_t
+ * passed and returned by value), so that storing a byte does not make the
+ * compiler reload them from the tbuf; b->len is brought up to date only
+ * around a reserve. */
+typedef struct wpos {
+    uint8_t *p, *end; /* p NULL: out of memory */
+} wpos_t;
+
+static wpos_t wroom_slow(tbuf_t *b, wpos_t w, size_t need)
+{
+    b->len = (size_t)(w.p - b->data);
+    if (!tbuf_reserve(b, need))
+        return (wpos_t){NULL, NULL};
+    return (wpos_t){b->data + b->len, b->data + b->cap};
+}
+
+/* Room for need bytes at w.p. */
+static inline wpos_t wroom(tbuf_t *b, wpos_t w, size_t need)
+{
+    return (size_t)(w.end - w.p) >= need ? w : wroom_slow(b, w, need);
+}
+
+/* Most values of a result take at most 32 bytes (nil, bool, an integer, a
+ * string of up to 31 bytes): with room for 32 bytes at o, pack one of those
+ * and return the end of it; NULL for anything else. */
+#define SMALL_MAX 32
+
+static inline uint8_t *small_at(uint8_t *o, const tnode_t *v)
+{
+    switch (v->kind) {
     case T_NIL:
+        o[0] = 0xc0;
+        return o + 1;
     case T_BOOL:
-        if (tbuf_room(b, 1))
-            b->data[b->len++] = n->kind == T_NIL ? 0xc0 : n->i ? 0xc3 : 0xc2;
-        break;
+        o[0] = v->i ? 0xc3 : 0xc2;
+        return o + 1;
     case T_INT:
-        tbuf_pack_int(b, n->i);
-        break;
+        return o + int_at(o, v->i);
     case T_STR:
-        tbuf_pack_str(b, n->s, n->len);
-        break;
-    case T_ARR:
-        tbuf_pack_array(b, n->n);
-        for (size_t i = 0; i < n->n && !b->oom; i++)
-            t_pack(n->kids[i], b);
-        break;
-    case T_MAP:
-        t_sort_keys(n);
-        tbuf_pack_map(b, n->n);
-        for (size_t i = 0; i < n->n && !b->oom; i++) {
-            tbuf_pack_key(b, n->keys[i]);
-            t_pack(n->kids[i], b);
-        }
-        break;
+        return v->len <= 31 ? o + fixstr_at(o, v->s, v->len) : NULL;
+    default:
+        return NULL;
     }
-    return !b->oom;
+}
+
+/* A string of any length. */
+static wpos_t str_at(tbuf_t *b, wpos_t w, const char *s, size_t n)
+{
+    if (n > SIZE_MAX - 5)
+        return wroom_slow(b, w, SIZE_MAX);
+    w = wroom(b, w, 5 + n);
+    if (!w.p)
+        return w;
+    w.p += len_at(w.p, 0xa0, 31, 0xd9, 0xda, n);
+    memcpy(w.p, s, n);
+    w.p += n;
+    return w;
+}
+
+static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n);
+
+/* A child value: inline when small. */
+static inline wpos_t kid_at(tbuf_t *b, wpos_t w, const tnode_t *v)
+{
+    w = wroom(b, w, SMALL_MAX);
+    if (!w.p)
+        return w;
+    uint8_t *q = small_at(w.p, v);
+    if (q) {
+        w.p = q;
+        return w;
+    }
+    return pack_at(b, w, v);
+}
+
+static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n)
+{
+    w = wroom(b, w, SMALL_MAX);
+    if (!w.p)
+        return w;
+    uint8_t *q = small_at(w.p, n);
+    if (q) {
+        w.p = q;
+        return w;
+    }
+    switch (n->kind) {
+    case T_STR:
+        return str_at(b, w, n->s, n->len);
+    case T_ARR:
+        w.p += len_at(w.p, 0x90, 15, -1, 0xdc, n->n);
+        for (size_t i = 0; i < n->n && w.p; i++)
+            w = kid_at(b, w, n->kids[i]);
+        return w;
+    case T_MAP:
+        w.p += len_at(w.p, 0x80, 15, -1, 0xde, n->n);
+        for (size_t i = 0; i < n->n && w.p; i++) {
+            const tkey_t *k = &n->keys[i];
+            /* a short key and a small value in one reservation */
+            w = wroom(b, w, 1 + 31 + SMALL_MAX);
+            if (!w.p)
+                return w;
+            if (k->len <= 31) {
+                w.p += fixstr_at(w.p, k->s, k->len);
+                uint8_t *v = small_at(w.p, n->kids[i]);
+                if (v) {
+                    w.p = v;
+                    continue;
+                }
+            } else {
+                w = str_at(b, w, k->s, k->len);
+                if (!w.p)
+                    return w;
+            }
+            w = pack_at(b, w, n->kids[i]);
+        }
+        return w;
+    default:
+        return w;
+    }
+}
+
+/* Pack a tree; map keys are already in bytewise order. */
+bool t_pack(const tnode_t *n, tbuf_t *b)
+{
+    if (!tbuf_reserve(b, SMALL_MAX))
+        return false;
+    wpos_t w = pack_at(b, (wpos_t){b->data + b->len, b->data + b->cap}, n);
+    if (!w.p)
+        return false;
+    b->len = (size_t)(w.p - b->data);
+    return true;
 }
