@@ -544,6 +544,28 @@ size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *
             answer_step(&an, k);
         if (on_cw && at < len)
             content_words_step(sh, &cw, s, len, k, at, next, &h[SHAPE_CONTENT_WORDS]);
+        if (k == (C_LN | C_WORD) && i < len) {
+            /* The rest of a run of ASCII letters and digits, at once: after a
+             * letter or digit, another one only lengthens the segments, the
+             * runs, the answer and the first word of a line; no test starts,
+             * ends or finds anything there. */
+            size_t j = i;
+            while (j < len && s[j] < 0x80 && ASCII_CLASS[s[j]] == (C_LN | C_WORD))
+                j++;
+            if (j > i) {
+                int64_t m = (int64_t)(j - i);
+                fr.seg.chars += m;
+                se.seg.chars += m;
+                if (li.words == 1) {
+                    li.first_chars += m;
+                    li.first_bullet = false;
+                }
+                li.line_end = j;
+                ru.chars += m;
+                an.chars += m;
+                i = j;
+            }
+        }
     }
     if (on_li)
         lines_finish(sh, &li, &h[SHAPE_LINES]);
