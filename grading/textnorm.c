@@ -23,6 +23,7 @@
 
 typedef struct stem_slot {
     uint8_t norm_len, stem_len;
+    bool same; /* the stem is the word itself */
     char norm[STEM_CACHE_WORD], stem[STEM_CACHE_WORD];
 } stem_slot_t;
 
@@ -170,9 +171,27 @@ static inline bool bytes_equal(const char *a, const char *b, size_t n)
     return true;
 }
 
+/* The first letters of the listed words, by length (bit c - 'a'): most
+ * words are turned away by their first letter. */
+#define FL(c) (1u << ((c) - 'a'))
+static const uint32_t LISTED_FIRST[10] = {
+    [2] = FL('n'),
+    [3] = FL('n') | FL('b') | FL('y'),
+    [4] = FL('d') | FL('c') | FL('w') | FL('i') | FL('n'),
+    [5] = FL('n') | FL('c') | FL('d') | FL('w') | FL('i') | FL('m') | FL('g'),
+    [6] = FL('c') | FL('a') | FL('w') | FL('d') | FL('h') | FL('n') | FL('u') | FL('t'),
+    [7] = FL('w') | FL('d') | FL('h') | FL('n') | FL('p'),
+    [8] = FL('w') | FL('c') | FL('p') | FL('s') | FL('a'),
+    [9] = FL('s') | FL('h'),
+};
+#undef FL
+
 static int listed_flags(const char *w, size_t n)
 {
     if (n >= sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0] || !LISTED_BY_LEN[n])
+        return 0;
+    unsigned f = (unsigned)(unsigned char)w[0] - 'a';
+    if (f >= 26 || !(LISTED_FIRST[n] >> f & 1))
         return 0;
     for (const listed_word_t *l = LISTED_BY_LEN[n]; l->w; l++)
         if (l->w[0] == w[0] && bytes_equal(l->w, w, n))
@@ -347,8 +366,9 @@ static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl
             st->used[k / 64] |= 1ull << (k % 64);
             if (!used)
                 slot->norm_len = 0; /* empty; filled below */
-            else if (slot->norm_len == nl && memcmp(slot->norm, norm, nl) == 0) {
-                *stem = arena_strndup(a, slot->stem, slot->stem_len);
+            else if (slot->norm_len == nl && bytes_equal(slot->norm, norm, nl)) {
+                /* a stem equal to the word is the word's own copy */
+                *stem = slot->same ? norm : arena_strndup(a, slot->stem, slot->stem_len);
                 *stem_len = slot->stem_len;
                 return *stem != NULL;
             }
@@ -361,9 +381,11 @@ static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl
         *stem_len = (uint32_t)nl;
         return true;
     }
-    *stem = arena_strndup(a, (const char *)s, (size_t)sl);
+    bool same = (size_t)sl == nl && bytes_equal((const char *)s, norm, nl);
+    *stem = same ? norm : arena_strndup(a, (const char *)s, (size_t)sl);
     *stem_len = (uint32_t)sl;
     if (slot && sl >= 0 && sl < STEM_CACHE_WORD) {
+        slot->same = same;
         slot->norm_len = (uint8_t)nl;
         memcpy(slot->norm, norm, nl);
         slot->stem_len = (uint8_t)sl;
