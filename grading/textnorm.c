@@ -11,13 +11,15 @@
 #include "internal.h"
 
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
 /* Stems of recent words: a response repeats its words ("the", "we", the
  * customer's name), and a Snowball stem costs far more than a lookup. The
- * box lives for one grading call (or one rubric load), so the cache does. */
+ * cache lives as long as its box: a thread keeps its box from one grading
+ * call to the next (stemmer_box_free). */
 #define STEM_CACHE_SLOTS 512
 #define STEM_CACHE_WORD 32
 
@@ -50,9 +52,38 @@ struct stemmer_box {
                                              cache itself is not zeroed) */
 };
 
+static void box_destroy(void *p)
+{
+    stemmer_box_t *s = p;
+    sb_stemmer_delete(s->sb);
+    free(s->cache);
+    free(s);
+}
+
+/* A thread keeps the box of its last grading call for its next one: a stem
+ * depends on the word alone, so the stemmer and its cache of stems can
+ * outlive a call, and a worker grading attempt after attempt stems a word
+ * its candidates keep using once instead of once per attempt. The spare box
+ * is freed when the thread ends. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_ok;
+
+static void spare_init(void)
+{
+    spare_ok = pthread_key_create(&spare_key, box_destroy) == 0;
+}
+
 stemmer_box_t *stemmer_box_new(void)
 {
-    stemmer_box_t *s = calloc(1, sizeof *s);
+    pthread_once(&spare_once, spare_init);
+    stemmer_box_t *s = spare_ok ? pthread_getspecific(spare_key) : NULL;
+    if (s) {
+        pthread_setspecific(spare_key, NULL);
+        s->known = NULL;
+        return s;
+    }
+    s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->sb = sb_stemmer_new("english", "UTF_8");
@@ -67,9 +98,10 @@ void stemmer_box_free(stemmer_box_t *s)
 {
     if (!s)
         return;
-    sb_stemmer_delete(s->sb);
-    free(s->cache);
-    free(s);
+    pthread_once(&spare_once, spare_init);
+    if (spare_ok && !pthread_getspecific(spare_key) && pthread_setspecific(spare_key, s) == 0)
+        return;
+    box_destroy(s);
 }
 
 /* ASCII letters and digits, by byte */
