@@ -42,6 +42,7 @@ typedef struct phrase {
     ptoken_t *t;
     size_t n;
     bool has_negator; /* a word of the phrase is a negator ("not late") */
+    uint64_t words;   /* bit (id & 63) for each word id (match_ctx_t.words) */
 } phrase_t;
 
 /* Which phrases of a list hold each word, so that the scanner tries at a
@@ -51,6 +52,7 @@ typedef struct phrase_index {
     uint64_t *by_word; /* by word id: bit p set when phrase p holds the word;
                           NULL when there are more than 64 phrases (try all) */
     uint32_t n_words;
+    uint64_t words; /* bit (id & 63) for each word id of the phrases */
 } phrase_index_t;
 
 typedef enum el_kind {
@@ -120,6 +122,7 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
             return false;
         }
         p->word = (uint32_t)w;
+        ph->words |= 1ull << (p->word & 63);
         p->negator = (t->flags & TOK_NEGATOR) != 0;
         ph->has_negator |= p->negator;
     }
@@ -128,6 +131,9 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
 
 static void phrase_index_build(loader_t *L, phrase_index_t *ix, const phrase_t *ph, size_t n)
 {
+    for (size_t p = 0; p < n; p++)
+        for (size_t w = 0; w < ph[p].n; w++)
+            ix->words |= 1ull << (ph[p].t[w].word & 63);
     if (n > 64)
         return;
     uint32_t nw = 0;
@@ -439,7 +445,31 @@ static void text_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
 typedef struct match_ctx {
     const tokens_t *toks; /* with match lists (lexicon_match_tokens) */
     int64_t typo_min;
+    const uint64_t *words; /* by token: bit (id & 63) for each word id its list
+                              admits under typo_min (token_words); or NULL */
 } match_ctx_t;
+
+/* m->words for m->toks, in a; false when out of memory. A phrase list whose
+ * index (phrase_index_t.words) shares no bit with a token's has no candidate
+ * there. */
+static bool token_words(arena_t *a, match_ctx_t *m)
+{
+    const tokens_t *tk = m->toks;
+    uint64_t *v = arena_alloc_raw(a, (tk->n + 1) * sizeof *v);
+    if (!v)
+        return false;
+    for (size_t i = 0; i < tk->n; i++) {
+        uint64_t b = 0;
+        for (uint32_t k = tk->match_at[i]; k < tk->match_at[i + 1]; k++) {
+            uint32_t typo = tk->match[k] & 255;
+            if (typo == 0 || m->typo_min <= (int64_t)typo)
+                b |= 1ull << ((tk->match[k] >> 8) & 63);
+        }
+        v[i] = b;
+    }
+    m->words = v;
+    return true;
+}
 
 /* 0 no match, 1 stem, normalised form or synonym, 2 within one edit: the
  * word comparison of the top of the file, read from token i's match list. */
@@ -530,8 +560,8 @@ static bool phrase_at(const match_ctx_t *m, const phrase_t *ph, int64_t window, 
     for (size_t j = i + 1; need > 0 && j < tk->n && j < limit; j++) {
         if (tk->v[j].sentence != tk->v[i].sentence)
             break;
-        if (token_unmatched(tk, j))
-            continue;
+        if (m->words ? !(m->words[j] & ph->words) : token_unmatched(tk, j))
+            continue; /* matches no word of the phrase */
         for (size_t w = 0; w < ph->n; w++) {
             if (used[w])
                 continue;
@@ -677,6 +707,8 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     for (size_t i = 0; i < tk->n && !ctx_over_budget(c); i++) {
         if (i < next_free || token_unmatched(tk, i))
             continue;
+        if (e->index.by_word && !(m->words[i] & e->index.words))
+            continue; /* no phrase of the element holds a word token i matches */
         uint64_t cand = phrase_candidates(m, &e->index, i);
         for (size_t p = next_phrase(&e->index, cand, 0, e->n_phrases); p < e->n_phrases;
              p = next_phrase(&e->index, cand, p + 1, e->n_phrases)) {
@@ -845,6 +877,8 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
     if (!toks)
         return GRADING_ERR_NOMEM;
     match_ctx_t m = {.toks = toks, .typo_min = ts->typo_min};
+    if (!token_words(c->a, &m))
+        return GRADING_ERR_NOMEM;
     int64_t sum = 0;
     uint32_t last_line = toks->n ? toks->v[toks->n - 1].line : 0;
     for (size_t k = 0; k < ts->n; k++) {
