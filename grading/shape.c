@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -171,6 +172,38 @@ static const char *const STOP_WORDS[] = {
 
 #define STOP_WORD_MAX 6 /* letters of the longest ("should", "please", "you're") */
 
+/* The stop words as keys (stop_key) in an open-addressing table, built once:
+ * stop_word_at runs at the start of most words of a text. */
+#define STOP_SLOTS 256
+static uint64_t stop_table[STOP_SLOTS]; /* 0: empty */
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+/* w[0..n) (1 to 8 nonzero bytes) as a number: distinct words, distinct keys */
+static inline uint64_t stop_key(const char *w, size_t n)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    return k;
+}
+
+static inline size_t stop_slot(uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 56) & (STOP_SLOTS - 1);
+}
+
+static void stop_table_build(void)
+{
+    for (size_t n = 1; n < sizeof STOP_WORDS / sizeof STOP_WORDS[0]; n++)
+        for (const char *l = STOP_WORDS[n]; *l; l += n) {
+            uint64_t key = stop_key(l, n);
+            size_t h = stop_slot(key);
+            while (stop_table[h] && stop_table[h] != key)
+                h = (h + 1) & (STOP_SLOTS - 1);
+            stop_table[h] = key;
+        }
+}
+
 /* The word starting at s[i] is a stop word: the run of letters, digits and
  * apostrophes starting there, compared without case, is one of the list. (A
  * stop word followed by a letter, digit or apostrophe is part of a longer
@@ -182,14 +215,21 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     char w[STOP_WORD_MAX + 1];
     size_t n = 0;
     while (i < len) {
+        if (s[i] < 0x80) { /* ASCII: what next_cp and class_of give, at once */
+            unsigned c = s[i++];
+            if (!(ASCII_CLASS[c] & (C_LN | C_APOS)))
+                break;
+            if (n == STOP_WORD_MAX)
+                return false;
+            w[n++] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+            continue;
+        }
         int32_t cp = next_cp(s, len, &i);
         if (!(class_of(cp) & (C_LN | C_APOS)))
             break;
         if (n == STOP_WORD_MAX)
             return false;
-        if (cp < 0x80)
-            w[n++] = (char)((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp);
-        else if (cp == 0x17f)
+        if (cp == 0x17f)
             w[n++] = 's';
         else if (cp == 0x212a)
             w[n++] = 'k';
@@ -198,15 +238,11 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     }
     if (n == 0)
         return false;
-    for (const char *l = STOP_WORDS[n]; *l; l += n) {
-        if (l[0] != w[0])
-            continue;
-        size_t k = 1; /* words of at most six letters: a loop costs less than a call */
-        while (k < n && l[k] == w[k])
-            k++;
-        if (k == n)
+    pthread_once(&stop_once, stop_table_build);
+    uint64_t key = stop_key(w, n);
+    for (size_t h = stop_slot(key); stop_table[h]; h = (h + 1) & (STOP_SLOTS - 1))
+        if (stop_table[h] == key)
             return true;
-    }
     return false;
 }
 
