@@ -231,9 +231,27 @@ static int listed_flags(const char *w, size_t n)
     return 0;
 }
 
+static uint32_t word_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
+
 /* NFKC + case fold of s[0..len); ASCII takes the lowercase fast path. The
- * typographic apostrophe becomes '. */
+ * typographic apostrophe becomes '. *hash, when asked for, is word_hash of
+ * the result (made while copying on the fast path). */
+static char *normalize_word_hash(arena_t *a, const char *s, size_t len, size_t *out_len,
+                                 uint32_t *hash);
+
 static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_len)
+{
+    return normalize_word_hash(a, s, len, out_len, NULL);
+}
+
+static char *normalize_word_hash(arena_t *a, const char *s, size_t len, size_t *out_len,
+                                 uint32_t *hash)
 {
     /* ASCII: lowercase while copying; a byte >= 128 sends the word to
      * utf8proc instead (the copy is then left unused in the arena) */
@@ -241,15 +259,20 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     if (!o)
         return NULL;
     size_t j = 0;
+    uint32_t h = 2166136261u;
     for (; j < len; j++) {
         unsigned char ch = (unsigned char)s[j];
         if (ch >= 128)
             break;
-        o[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        ch = (unsigned char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        o[j] = (char)ch;
+        h = (h ^ ch) * 16777619u;
     }
     if (j == len) {
         o[len] = '\0';
         *out_len = len;
+        if (hash)
+            *hash = h ^ (h >> 15);
         return o;
     }
     utf8proc_uint8_t *dst = NULL;
@@ -274,15 +297,9 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     }
     free(dst);
     *out_len = k;
+    if (hash && o)
+        *hash = word_hash(o, k);
     return o;
-}
-
-static uint32_t word_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h ^ (h >> 15);
 }
 
 static const known_stem_t *known_find(const stem_table_t *t, const char *norm, size_t nl,
@@ -377,11 +394,10 @@ void stemmer_box_use(stemmer_box_t *st, const stem_table_t *known)
 
 /* The Snowball stem of norm[0..nl), copied into a: from the rubric's known
  * stems, else through the cache for short words, else the stemmer. */
-static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, const char **stem,
-                      uint32_t *stem_len)
+static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, uint32_t h,
+                      const char **stem, uint32_t *stem_len)
 {
-    stem_slot_t *slot = NULL;
-    uint32_t h = word_hash(norm, nl);
+    stem_slot_t *slot = NULL; /* h: word_hash(norm, nl) */
     const known_stem_t *ks = known_find(st->known, norm, nl, h);
     if (ks) {
         *stem = ks->stem; /* lives as long as the rubric */
@@ -481,6 +497,10 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         size_t start = i;
         bool digit_start = is_digit_byte((unsigned char)text[i]);
         while (i < len) {
+            if ((unsigned char)text[i] < 0x80 && ASCII_WORD[(unsigned char)text[i]]) {
+                i++; /* an ASCII letter or digit: what decode and is_word_cp say */
+                continue;
+            }
             n = decode(text, len, i, &cp);
             if (is_word_cp(cp)) {
                 i += (size_t)n;
@@ -513,7 +533,8 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         }
         token_t *t = &v[out->n];
         size_t nl = 0;
-        char *norm = normalize_word(a, text + start, i - start, &nl);
+        uint32_t h = 0;
+        char *norm = normalize_word_hash(a, text + start, i - start, &nl, &h);
         if (!norm)
             return false;
         int listed = listed_flags(norm, nl);
@@ -541,7 +562,7 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
             para_pending = false;
         }
         if (st && !digit_start) {
-            if (!stem_word(a, st, norm, nl, &t->stem, &t->stem_len))
+            if (!stem_word(a, st, norm, nl, h, &t->stem, &t->stem_len))
                 return false;
         } else {
             t->stem = norm;
