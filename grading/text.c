@@ -704,11 +704,22 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     size_t shown = 0, shown_rej = 0;
     /* phrases: scan token starts; matches do not overlap within an element */
     size_t next_free = 0;
-    for (size_t i = 0; i < tk->n && !ctx_over_budget(c); i++) {
+    for (size_t i = 0; i < tk->n; i++) {
+        if (e->index.by_word) {
+            /* on to the next token matching a word of the element's phrases
+             * (no other has a candidate; skipping one changes no count, so
+             * the budget is checked where the scan stops) */
+            if (i < next_free)
+                i = next_free;
+            while (i < tk->n && !(m->words[i] & e->index.words))
+                i++;
+            if (i == tk->n)
+                break;
+        }
+        if (ctx_over_budget(c))
+            break;
         if (i < next_free || token_unmatched(tk, i))
             continue;
-        if (e->index.by_word && !(m->words[i] & e->index.words))
-            continue; /* no phrase of the element holds a word token i matches */
         uint64_t cand = phrase_candidates(m, &e->index, i);
         for (size_t p = next_phrase(&e->index, cand, 0, e->n_phrases); p < e->n_phrases;
              p = next_phrase(&e->index, cand, p + 1, e->n_phrases)) {
