@@ -877,6 +877,46 @@ static bool word_in(const token_t *t, const char *const *list)
     return false;
 }
 
+/* Append the decimal form of v to buf at *n (as printf's %lld). */
+static void put_int(char *buf, size_t *n, int64_t v)
+{
+    char d[24];
+    size_t k = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[(*n)++] = '-';
+    while (k)
+        buf[(*n)++] = d[--k];
+}
+
+static void put_str(char *buf, size_t *n, const char *s, size_t len)
+{
+    memcpy(buf + *n, s, len);
+    *n += len;
+}
+
+/* "%lld match%s (needs %lld)%s%s": an element's detail, written without
+ * printf (one per element of every graded text). */
+static const char *match_detail(arena_t *a, int64_t count, int64_t needs, bool penalty, bool capped)
+{
+    char buf[128];
+    size_t n = 0;
+    put_int(buf, &n, count);
+    put_str(buf, &n, count == 1 ? " match" : " matches", count == 1 ? 6 : 8);
+    put_str(buf, &n, " (needs ", 8);
+    put_int(buf, &n, needs);
+    put_str(buf, &n, ")", 1);
+    if (penalty)
+        put_str(buf, &n, "; penalty", 9);
+    if (capped)
+        put_str(buf, &n, "; capped", 8);
+    return arena_strndup(a, buf, n);
+}
+
 /* Score elements and rules; element results go to out from elem_base on. */
 grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_spec_t *ts,
                                   const char *text, size_t len, const tokens_t *toks,
@@ -911,10 +951,8 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
             }
             if (rejected->n)
                 t_set(c->a, rule, "rejected", rejected);
-            detail = arena_printf(c->a, "%lld match%s (needs %lld)%s%s", (long long)count,
-                                  count == 1 ? "" : "es", (long long)e->min_matches,
-                                  e->points_milli < 0 ? "; penalty" : "",
-                                  (count > e->max_count && matched) ? "; capped" : "");
+            detail = match_detail(c->a, count, e->min_matches, e->points_milli < 0,
+                                  count > e->max_count && matched);
         } else {
             int64_t v = 0;
             if (e->kind == EK_GREETING) {
