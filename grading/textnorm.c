@@ -459,6 +459,10 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
     int newlines = 0;
     size_t i = 0;
     while (i < len) {
+        if (text[i] == ' ') {
+            i++; /* a space separates words and nothing else */
+            continue;
+        }
         utf8proc_int32_t cp;
         utf8proc_ssize_t n = decode(text, len, i, &cp);
         if (!is_word_cp(cp)) {
