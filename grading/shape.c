@@ -172,8 +172,9 @@ static const char *const STOP_WORDS[] = {
 
 #define STOP_WORD_MAX 6 /* letters of the longest ("should", "please", "you're") */
 
-/* The stop words as keys (stop_key) in an open-addressing table, built once:
- * stop_word_at runs at the start of most words of a text. */
+/* The stop words as keys (stop_key) in an open-addressing table, built once
+ * (shape_find sees to it): stop_word_at runs at the start of most words of a
+ * text. */
 #define STOP_SLOTS 256
 static uint64_t stop_table[STOP_SLOTS]; /* 0: empty */
 static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
@@ -238,7 +239,6 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     }
     if (n == 0)
         return false;
-    pthread_once(&stop_once, stop_table_build);
     uint64_t key = stop_key(w, n);
     for (size_t h = stop_slot(key); stop_table[h]; h = (h + 1) & (STOP_SLOTS - 1))
         if (stop_table[h] == key)
@@ -546,6 +546,7 @@ static int hit_cmp(const void *a, const void *b)
 size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *out, size_t max)
 {
     const unsigned char *s = (const unsigned char *)text;
+    pthread_once(&stop_once, stop_table_build); /* for stop_word_at */
     if (max > SHAPE_HITS_MAX)
         max = SHAPE_HITS_MAX;
     shape_hit_t buf[SHAPE_TESTS * SHAPE_HITS_MAX];
