@@ -30,6 +30,7 @@ typedef struct lex_word {
     int32_t syn;
     unsigned char b0, b1; /* norm[0], norm[1]: the typo filters read them without
                              following norm */
+    uint64_t norm_bytes, stem_bytes; /* byte_set of norm and of stem */
 } lex_word_t;
 
 /* A string that is some word's stem or normalised form, or a synonym. */
@@ -89,6 +90,26 @@ static bool same(const char *a, size_t an, const char *b, size_t bn)
         if (a[i] != b[i])
             return false;
     return true;
+}
+
+/* The bytes of s[0..n) as a set: bit (byte & 63) for each. Words within one
+ * edit of each other differ in at most one bit each way (one_edit_possible),
+ * which most pairs of words fail at once. */
+static uint64_t byte_set(const char *s, size_t n)
+{
+    uint64_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m |= 1ull << ((unsigned char)s[i] & 63);
+    return m;
+}
+
+/* A necessary condition for text_within_one_edit on words with byte sets a
+ * and b: a substitution, insertion, deletion or transposition brings at most
+ * one byte the other word lacks into each. */
+static inline bool one_edit_possible(uint64_t a, uint64_t b)
+{
+    uint64_t x = a & ~b, y = b & ~a;
+    return !(x & (x - 1)) && !(y & (y - 1));
 }
 
 static size_t pow2_at_least(size_t n)
@@ -164,7 +185,7 @@ int32_t lexicon_intern(lexicon_t **lxp, const char *norm, uint32_t norm_len, con
     lexicon_t *lx = lexicon_get(lxp);
     if (!lx)
         return -1;
-    lex_word_t key = {norm, stem, norm_len, stem_len, syn, 0, 0}; /* b0, b1: lexicon_finish */
+    lex_word_t key = {norm, stem, norm_len, stem_len, syn, 0, 0, 0, 0}; /* the rest: lexicon_finish */
     if (lx->pairs_cap) {
         size_t mask = lx->pairs_cap - 1;
         for (size_t h = pair_hash(&key) & mask; lx->pairs[h]; h = (h + 1) & mask) {
@@ -282,6 +303,8 @@ bool lexicon_finish(lexicon_t *lx, const grading_rubric_t *r)
         str_add(lx, r, w->norm, w->norm_len)->n_norm++;
         if (w->syn >= 0 && (size_t)w->syn < r->n_synonyms)
             lx->syn_at[w->syn + 1]++;
+        lx->w[i].norm_bytes = byte_set(w->norm, w->norm_len);
+        lx->w[i].stem_bytes = byte_set(w->stem, w->stem_len);
         lx->w[i].b0 = (unsigned char)w->norm[0];
         lx->w[i].b1 = w->norm_len > 0 ? (unsigned char)w->norm[1] : 0;
         if (w->norm_len >= lx->typo_min) {
@@ -382,14 +405,20 @@ static bool add_all(match_list_t *l, size_t from, const uint32_t *post, uint32_t
 
 /* The largest typo_min_length under which candidate word t is phrase word w
  * within one edit (text.c token_match), or 0 when none is. */
-static uint32_t typo_max(const token_t *t, const lex_word_t *w)
+static uint32_t typo_max(const token_t *t, uint64_t t_bytes[2], const lex_word_t *w)
 {
     unsigned char t0 = (unsigned char)t->norm[0], t1 = (unsigned char)t->norm[1];
     if (t0 != w->b0 && t1 != w->b1 && t1 != w->b0 && t0 != w->b1)
         return 0;
-    if (text_within_one_edit(t->norm, t->norm_len, w->norm, w->norm_len))
+    if (!t_bytes[0]) { /* the token's byte sets, on first need */
+        t_bytes[0] = byte_set(t->norm, t->norm_len);
+        t_bytes[1] = byte_set(t->stem, t->stem_len);
+    }
+    if (one_edit_possible(t_bytes[0], w->norm_bytes) &&
+        text_within_one_edit(t->norm, t->norm_len, w->norm, w->norm_len))
         return w->norm_len;
-    if (text_within_one_edit(t->stem, t->stem_len, w->stem, w->stem_len))
+    if (one_edit_possible(t_bytes[1], w->stem_bytes) &&
+        text_within_one_edit(t->stem, t->stem_len, w->stem, w->stem_len))
         return w->norm_len < w->stem_len ? w->norm_len : w->stem_len;
     return 0;
 }
@@ -397,13 +426,14 @@ static uint32_t typo_max(const token_t *t, const lex_word_t *w)
 /* Typo candidates from one bucket table; skip_first: words whose first byte
  * is one of bytes were already seen through the first-byte table. */
 static bool add_typos(match_list_t *l, size_t from, const lexicon_t *lx, const lex_bucket_t *tab,
-                      const uint64_t *lens, const token_t *t, const unsigned char *bytes, int nb,
-                      bool skip_first)
+                      const uint64_t *lens, const token_t *t, uint64_t t_bytes[2],
+                      const unsigned char *bytes, int nb, bool skip_first)
 {
     uint32_t len = t->norm_len;
-    for (uint32_t pl = len > 1 ? len - 1 : 1; pl <= len + 1; pl++) {
-        if (pl < lx->typo_min)
-            continue;
+    uint32_t pl = len > 1 ? len - 1 : 1;
+    if ((int64_t)pl < lx->typo_min)
+        pl = (uint32_t)lx->typo_min; /* at most len + 1: the caller checks */
+    for (; pl <= len + 1; pl++) {
         for (int k = 0; k < nb; k++) {
             if (!(lens[bytes[k]] >> (pl & 63) & 1))
                 continue; /* no such bucket */
@@ -416,7 +446,7 @@ static bool add_typos(match_list_t *l, size_t from, const lexicon_t *lx, const l
                     continue;
                 if (list_has(l, from, wi))
                     continue;
-                uint32_t tm = typo_max(t, w);
+                uint32_t tm = typo_max(t, t_bytes, w);
                 if (tm >= lx->typo_min && !list_add(l, wi, tm))
                     return false;
             }
@@ -442,7 +472,7 @@ bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk)
         if (e && !add_all(&l, from, lx->post + e->stem_at, e->n_stem))
             return false;
         /* most short words are their own stem: one lookup serves both */
-        const lex_str_t *f = same(t->stem, t->stem_len, t->norm, t->norm_len)
+        const lex_str_t *f = t->stem == t->norm || same(t->stem, t->stem_len, t->norm, t->norm_len)
                                  ? e
                                  : str_find(lx, t->norm, t->norm_len);
         if (f && !add_all(&l, from, lx->post + f->norm_at, f->n_norm))
@@ -454,8 +484,10 @@ bool lexicon_match_tokens(const lexicon_t *lx, arena_t *a, tokens_t *tk)
         if (!(t->flags & TOK_NUMBER) && t->norm_len + 1 >= lx->typo_min && t->norm_len >= 2) {
             unsigned char bytes[2] = {(unsigned char)t->norm[0], (unsigned char)t->norm[1]};
             int nb = bytes[0] == bytes[1] ? 1 : 2;
-            if (!add_typos(&l, from, lx, lx->first, lx->lens_first, t, bytes, nb, false) ||
-                !add_typos(&l, from, lx, lx->second, lx->lens_second, t, bytes, nb, true))
+            uint64_t t_bytes[2] = {0, 0}; /* typo_max fills them */
+            if (!add_typos(&l, from, lx, lx->first, lx->lens_first, t, t_bytes, bytes, nb,
+                           false) ||
+                !add_typos(&l, from, lx, lx->second, lx->lens_second, t, t_bytes, bytes, nb, true))
                 return false;
         }
     }

@@ -26,6 +26,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -171,6 +172,39 @@ static const char *const STOP_WORDS[] = {
 
 #define STOP_WORD_MAX 6 /* letters of the longest ("should", "please", "you're") */
 
+/* The stop words as keys (stop_key) in an open-addressing table, built once
+ * (shape_find sees to it): stop_word_at runs at the start of most words of a
+ * text. */
+#define STOP_SLOTS 256
+static uint64_t stop_table[STOP_SLOTS]; /* 0: empty */
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+/* w[0..n) (1 to 8 nonzero bytes) as a number: distinct words, distinct keys */
+static inline uint64_t stop_key(const char *w, size_t n)
+{
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    return k;
+}
+
+static inline size_t stop_slot(uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 56) & (STOP_SLOTS - 1);
+}
+
+static void stop_table_build(void)
+{
+    for (size_t n = 1; n < sizeof STOP_WORDS / sizeof STOP_WORDS[0]; n++)
+        for (const char *l = STOP_WORDS[n]; *l; l += n) {
+            uint64_t key = stop_key(l, n);
+            size_t h = stop_slot(key);
+            while (stop_table[h] && stop_table[h] != key)
+                h = (h + 1) & (STOP_SLOTS - 1);
+            stop_table[h] = key;
+        }
+}
+
 /* The word starting at s[i] is a stop word: the run of letters, digits and
  * apostrophes starting there, compared without case, is one of the list. (A
  * stop word followed by a letter, digit or apostrophe is part of a longer
@@ -182,14 +216,21 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     char w[STOP_WORD_MAX + 1];
     size_t n = 0;
     while (i < len) {
+        if (s[i] < 0x80) { /* ASCII: what next_cp and class_of give, at once */
+            unsigned c = s[i++];
+            if (!(ASCII_CLASS[c] & (C_LN | C_APOS)))
+                break;
+            if (n == STOP_WORD_MAX)
+                return false;
+            w[n++] = (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+            continue;
+        }
         int32_t cp = next_cp(s, len, &i);
         if (!(class_of(cp) & (C_LN | C_APOS)))
             break;
         if (n == STOP_WORD_MAX)
             return false;
-        if (cp < 0x80)
-            w[n++] = (char)((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp);
-        else if (cp == 0x17f)
+        if (cp == 0x17f)
             w[n++] = 's';
         else if (cp == 0x212a)
             w[n++] = 'k';
@@ -198,15 +239,10 @@ static bool stop_word_at(const unsigned char *s, size_t len, size_t i)
     }
     if (n == 0)
         return false;
-    for (const char *l = STOP_WORDS[n]; *l; l += n) {
-        if (l[0] != w[0])
-            continue;
-        size_t k = 1; /* words of at most six letters: a loop costs less than a call */
-        while (k < n && l[k] == w[k])
-            k++;
-        if (k == n)
+    uint64_t key = stop_key(w, n);
+    for (size_t h = stop_slot(key); stop_table[h]; h = (h + 1) & (STOP_SLOTS - 1))
+        if (stop_table[h] == key)
             return true;
-    }
     return false;
 }
 
@@ -510,6 +546,7 @@ static int hit_cmp(const void *a, const void *b)
 size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *out, size_t max)
 {
     const unsigned char *s = (const unsigned char *)text;
+    pthread_once(&stop_once, stop_table_build); /* for stop_word_at */
     if (max > SHAPE_HITS_MAX)
         max = SHAPE_HITS_MAX;
     shape_hit_t buf[SHAPE_TESTS * SHAPE_HITS_MAX];
@@ -544,6 +581,28 @@ size_t shape_find(const shape_t *sh, const char *text, size_t len, shape_hit_t *
             answer_step(&an, k);
         if (on_cw && at < len)
             content_words_step(sh, &cw, s, len, k, at, next, &h[SHAPE_CONTENT_WORDS]);
+        if (k == (C_LN | C_WORD) && i < len) {
+            /* The rest of a run of ASCII letters and digits, at once: after a
+             * letter or digit, another one only lengthens the segments, the
+             * runs, the answer and the first word of a line; no test starts,
+             * ends or finds anything there. */
+            size_t j = i;
+            while (j < len && s[j] < 0x80 && ASCII_CLASS[s[j]] == (C_LN | C_WORD))
+                j++;
+            if (j > i) {
+                int64_t m = (int64_t)(j - i);
+                fr.seg.chars += m;
+                se.seg.chars += m;
+                if (li.words == 1) {
+                    li.first_chars += m;
+                    li.first_bullet = false;
+                }
+                li.line_end = j;
+                ru.chars += m;
+                an.chars += m;
+                i = j;
+            }
+        }
     }
     if (on_li)
         lines_finish(sh, &li, &h[SHAPE_LINES]);

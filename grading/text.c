@@ -42,6 +42,7 @@ typedef struct phrase {
     ptoken_t *t;
     size_t n;
     bool has_negator; /* a word of the phrase is a negator ("not late") */
+    uint64_t words;   /* bit (id & 63) for each word id (match_ctx_t.words) */
 } phrase_t;
 
 /* Which phrases of a list hold each word, so that the scanner tries at a
@@ -51,6 +52,7 @@ typedef struct phrase_index {
     uint64_t *by_word; /* by word id: bit p set when phrase p holds the word;
                           NULL when there are more than 64 phrases (try all) */
     uint32_t n_words;
+    uint64_t words; /* bit (id & 63) for each word id of the phrases */
 } phrase_index_t;
 
 typedef enum el_kind {
@@ -120,6 +122,7 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
             return false;
         }
         p->word = (uint32_t)w;
+        ph->words |= 1ull << (p->word & 63);
         p->negator = (t->flags & TOK_NEGATOR) != 0;
         ph->has_negator |= p->negator;
     }
@@ -128,6 +131,9 @@ static bool compile_phrase(loader_t *L, phrase_t *ph, const char *src, const cha
 
 static void phrase_index_build(loader_t *L, phrase_index_t *ix, const phrase_t *ph, size_t n)
 {
+    for (size_t p = 0; p < n; p++)
+        for (size_t w = 0; w < ph[p].n; w++)
+            ix->words |= 1ull << (ph[p].t[w].word & 63);
     if (n > 64)
         return;
     uint32_t nw = 0;
@@ -439,7 +445,31 @@ static void text_compile(loader_t *L, item_t *it, json_t *obj, tnode_t *canon, c
 typedef struct match_ctx {
     const tokens_t *toks; /* with match lists (lexicon_match_tokens) */
     int64_t typo_min;
+    const uint64_t *words; /* by token: bit (id & 63) for each word id its list
+                              admits under typo_min (token_words); or NULL */
 } match_ctx_t;
+
+/* m->words for m->toks, in a; false when out of memory. A phrase list whose
+ * index (phrase_index_t.words) shares no bit with a token's has no candidate
+ * there. */
+static bool token_words(arena_t *a, match_ctx_t *m)
+{
+    const tokens_t *tk = m->toks;
+    uint64_t *v = arena_alloc_raw(a, (tk->n + 1) * sizeof *v);
+    if (!v)
+        return false;
+    for (size_t i = 0; i < tk->n; i++) {
+        uint64_t b = 0;
+        for (uint32_t k = tk->match_at[i]; k < tk->match_at[i + 1]; k++) {
+            uint32_t typo = tk->match[k] & 255;
+            if (typo == 0 || m->typo_min <= (int64_t)typo)
+                b |= 1ull << ((tk->match[k] >> 8) & 63);
+        }
+        v[i] = b;
+    }
+    m->words = v;
+    return true;
+}
 
 /* 0 no match, 1 stem, normalised form or synonym, 2 within one edit: the
  * word comparison of the top of the file, read from token i's match list. */
@@ -530,8 +560,8 @@ static bool phrase_at(const match_ctx_t *m, const phrase_t *ph, int64_t window, 
     for (size_t j = i + 1; need > 0 && j < tk->n && j < limit; j++) {
         if (tk->v[j].sentence != tk->v[i].sentence)
             break;
-        if (token_unmatched(tk, j))
-            continue;
+        if (m->words ? !(m->words[j] & ph->words) : token_unmatched(tk, j))
+            continue; /* matches no word of the phrase */
         for (size_t w = 0; w < ph->n; w++) {
             if (used[w])
                 continue;
@@ -674,7 +704,20 @@ static int64_t score_phrases(grade_ctx_t *c, match_ctx_t *m, const element_t *e,
     size_t shown = 0, shown_rej = 0;
     /* phrases: scan token starts; matches do not overlap within an element */
     size_t next_free = 0;
-    for (size_t i = 0; i < tk->n && !ctx_over_budget(c); i++) {
+    for (size_t i = 0; i < tk->n; i++) {
+        if (e->index.by_word) {
+            /* on to the next token matching a word of the element's phrases
+             * (no other has a candidate; skipping one changes no count, so
+             * the budget is checked where the scan stops) */
+            if (i < next_free)
+                i = next_free;
+            while (i < tk->n && !(m->words[i] & e->index.words))
+                i++;
+            if (i == tk->n)
+                break;
+        }
+        if (ctx_over_budget(c))
+            break;
         if (i < next_free || token_unmatched(tk, i))
             continue;
         uint64_t cand = phrase_candidates(m, &e->index, i);
@@ -834,6 +877,46 @@ static bool word_in(const token_t *t, const char *const *list)
     return false;
 }
 
+/* Append the decimal form of v to buf at *n (as printf's %lld). */
+static void put_int(char *buf, size_t *n, int64_t v)
+{
+    char d[24];
+    size_t k = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[(*n)++] = '-';
+    while (k)
+        buf[(*n)++] = d[--k];
+}
+
+static void put_str(char *buf, size_t *n, const char *s, size_t len)
+{
+    memcpy(buf + *n, s, len);
+    *n += len;
+}
+
+/* "%lld match%s (needs %lld)%s%s": an element's detail, written without
+ * printf (one per element of every graded text). */
+static const char *match_detail(arena_t *a, int64_t count, int64_t needs, bool penalty, bool capped)
+{
+    char buf[128];
+    size_t n = 0;
+    put_int(buf, &n, count);
+    put_str(buf, &n, count == 1 ? " match" : " matches", count == 1 ? 6 : 8);
+    put_str(buf, &n, " (needs ", 8);
+    put_int(buf, &n, needs);
+    put_str(buf, &n, ")", 1);
+    if (penalty)
+        put_str(buf, &n, "; penalty", 9);
+    if (capped)
+        put_str(buf, &n, "; capped", 8);
+    return arena_strndup(a, buf, n);
+}
+
 /* Score elements and rules; element results go to out from elem_base on. */
 grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_spec_t *ts,
                                   const char *text, size_t len, const tokens_t *toks,
@@ -845,6 +928,8 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
     if (!toks)
         return GRADING_ERR_NOMEM;
     match_ctx_t m = {.toks = toks, .typo_min = ts->typo_min};
+    if (!token_words(c->a, &m))
+        return GRADING_ERR_NOMEM;
     int64_t sum = 0;
     uint32_t last_line = toks->n ? toks->v[toks->n - 1].line : 0;
     for (size_t k = 0; k < ts->n; k++) {
@@ -866,10 +951,8 @@ grading_err_t text_score_elements(grade_ctx_t *c, const item_t *it, const text_s
             }
             if (rejected->n)
                 t_set(c->a, rule, "rejected", rejected);
-            detail = arena_printf(c->a, "%lld match%s (needs %lld)%s%s", (long long)count,
-                                  count == 1 ? "" : "es", (long long)e->min_matches,
-                                  e->points_milli < 0 ? "; penalty" : "",
-                                  (count > e->max_count && matched) ? "; capped" : "");
+            detail = match_detail(c->a, count, e->min_matches, e->points_milli < 0,
+                                  count > e->max_count && matched);
         } else {
             int64_t v = 0;
             if (e->kind == EK_GREETING) {

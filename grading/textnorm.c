@@ -11,18 +11,21 @@
 #include "internal.h"
 
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
 /* Stems of recent words: a response repeats its words ("the", "we", the
  * customer's name), and a Snowball stem costs far more than a lookup. The
- * box lives for one grading call (or one rubric load), so the cache does. */
+ * cache lives as long as its box: a thread keeps its box from one grading
+ * call to the next (stemmer_box_free). */
 #define STEM_CACHE_SLOTS 512
 #define STEM_CACHE_WORD 32
 
 typedef struct stem_slot {
     uint8_t norm_len, stem_len;
+    bool same; /* the stem is the word itself */
     char norm[STEM_CACHE_WORD], stem[STEM_CACHE_WORD];
 } stem_slot_t;
 
@@ -49,9 +52,38 @@ struct stemmer_box {
                                              cache itself is not zeroed) */
 };
 
+static void box_destroy(void *p)
+{
+    stemmer_box_t *s = p;
+    sb_stemmer_delete(s->sb);
+    free(s->cache);
+    free(s);
+}
+
+/* A thread keeps the box of its last grading call for its next one: a stem
+ * depends on the word alone, so the stemmer and its cache of stems can
+ * outlive a call, and a worker grading attempt after attempt stems a word
+ * its candidates keep using once instead of once per attempt. The spare box
+ * is freed when the thread ends. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_ok;
+
+static void spare_init(void)
+{
+    spare_ok = pthread_key_create(&spare_key, box_destroy) == 0;
+}
+
 stemmer_box_t *stemmer_box_new(void)
 {
-    stemmer_box_t *s = calloc(1, sizeof *s);
+    pthread_once(&spare_once, spare_init);
+    stemmer_box_t *s = spare_ok ? pthread_getspecific(spare_key) : NULL;
+    if (s) {
+        pthread_setspecific(spare_key, NULL);
+        s->known = NULL;
+        return s;
+    }
+    s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->sb = sb_stemmer_new("english", "UTF_8");
@@ -66,9 +98,10 @@ void stemmer_box_free(stemmer_box_t *s)
 {
     if (!s)
         return;
-    sb_stemmer_delete(s->sb);
-    free(s->cache);
-    free(s);
+    pthread_once(&spare_once, spare_init);
+    if (spare_ok && !pthread_getspecific(spare_key) && pthread_setspecific(spare_key, s) == 0)
+        return;
+    box_destroy(s);
 }
 
 /* ASCII letters and digits, by byte */
@@ -170,9 +203,27 @@ static inline bool bytes_equal(const char *a, const char *b, size_t n)
     return true;
 }
 
+/* The first letters of the listed words, by length (bit c - 'a'): most
+ * words are turned away by their first letter. */
+#define FL(c) (1u << ((c) - 'a'))
+static const uint32_t LISTED_FIRST[10] = {
+    [2] = FL('n'),
+    [3] = FL('n') | FL('b') | FL('y'),
+    [4] = FL('d') | FL('c') | FL('w') | FL('i') | FL('n'),
+    [5] = FL('n') | FL('c') | FL('d') | FL('w') | FL('i') | FL('m') | FL('g'),
+    [6] = FL('c') | FL('a') | FL('w') | FL('d') | FL('h') | FL('n') | FL('u') | FL('t'),
+    [7] = FL('w') | FL('d') | FL('h') | FL('n') | FL('p'),
+    [8] = FL('w') | FL('c') | FL('p') | FL('s') | FL('a'),
+    [9] = FL('s') | FL('h'),
+};
+#undef FL
+
 static int listed_flags(const char *w, size_t n)
 {
     if (n >= sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0] || !LISTED_BY_LEN[n])
+        return 0;
+    unsigned f = (unsigned)(unsigned char)w[0] - 'a';
+    if (f >= 26 || !(LISTED_FIRST[n] >> f & 1))
         return 0;
     for (const listed_word_t *l = LISTED_BY_LEN[n]; l->w; l++)
         if (l->w[0] == w[0] && bytes_equal(l->w, w, n))
@@ -180,9 +231,27 @@ static int listed_flags(const char *w, size_t n)
     return 0;
 }
 
+static uint32_t word_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
+
 /* NFKC + case fold of s[0..len); ASCII takes the lowercase fast path. The
- * typographic apostrophe becomes '. */
+ * typographic apostrophe becomes '. *hash, when asked for, is word_hash of
+ * the result (made while copying on the fast path). */
+static char *normalize_word_hash(arena_t *a, const char *s, size_t len, size_t *out_len,
+                                 uint32_t *hash);
+
 static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_len)
+{
+    return normalize_word_hash(a, s, len, out_len, NULL);
+}
+
+static char *normalize_word_hash(arena_t *a, const char *s, size_t len, size_t *out_len,
+                                 uint32_t *hash)
 {
     /* ASCII: lowercase while copying; a byte >= 128 sends the word to
      * utf8proc instead (the copy is then left unused in the arena) */
@@ -190,15 +259,20 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     if (!o)
         return NULL;
     size_t j = 0;
+    uint32_t h = 2166136261u;
     for (; j < len; j++) {
         unsigned char ch = (unsigned char)s[j];
         if (ch >= 128)
             break;
-        o[j] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        ch = (unsigned char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+        o[j] = (char)ch;
+        h = (h ^ ch) * 16777619u;
     }
     if (j == len) {
         o[len] = '\0';
         *out_len = len;
+        if (hash)
+            *hash = h ^ (h >> 15);
         return o;
     }
     utf8proc_uint8_t *dst = NULL;
@@ -223,15 +297,9 @@ static char *normalize_word(arena_t *a, const char *s, size_t len, size_t *out_l
     }
     free(dst);
     *out_len = k;
+    if (hash && o)
+        *hash = word_hash(o, k);
     return o;
-}
-
-static uint32_t word_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h ^ (h >> 15);
 }
 
 static const known_stem_t *known_find(const stem_table_t *t, const char *norm, size_t nl,
@@ -326,11 +394,10 @@ void stemmer_box_use(stemmer_box_t *st, const stem_table_t *known)
 
 /* The Snowball stem of norm[0..nl), copied into a: from the rubric's known
  * stems, else through the cache for short words, else the stemmer. */
-static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, const char **stem,
-                      uint32_t *stem_len)
+static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl, uint32_t h,
+                      const char **stem, uint32_t *stem_len)
 {
-    stem_slot_t *slot = NULL;
-    uint32_t h = word_hash(norm, nl);
+    stem_slot_t *slot = NULL; /* h: word_hash(norm, nl) */
     const known_stem_t *ks = known_find(st->known, norm, nl, h);
     if (ks) {
         *stem = ks->stem; /* lives as long as the rubric */
@@ -347,8 +414,9 @@ static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl
             st->used[k / 64] |= 1ull << (k % 64);
             if (!used)
                 slot->norm_len = 0; /* empty; filled below */
-            else if (slot->norm_len == nl && memcmp(slot->norm, norm, nl) == 0) {
-                *stem = arena_strndup(a, slot->stem, slot->stem_len);
+            else if (slot->norm_len == nl && bytes_equal(slot->norm, norm, nl)) {
+                /* a stem equal to the word is the word's own copy */
+                *stem = slot->same ? norm : arena_strndup(a, slot->stem, slot->stem_len);
                 *stem_len = slot->stem_len;
                 return *stem != NULL;
             }
@@ -361,9 +429,11 @@ static bool stem_word(arena_t *a, stemmer_box_t *st, const char *norm, size_t nl
         *stem_len = (uint32_t)nl;
         return true;
     }
-    *stem = arena_strndup(a, (const char *)s, (size_t)sl);
+    bool same = (size_t)sl == nl && bytes_equal((const char *)s, norm, nl);
+    *stem = same ? norm : arena_strndup(a, (const char *)s, (size_t)sl);
     *stem_len = (uint32_t)sl;
     if (slot && sl >= 0 && sl < STEM_CACHE_WORD) {
+        slot->same = same;
         slot->norm_len = (uint8_t)nl;
         memcpy(slot->norm, norm, nl);
         slot->stem_len = (uint8_t)sl;
@@ -389,6 +459,10 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
     int newlines = 0;
     size_t i = 0;
     while (i < len) {
+        if (text[i] == ' ') {
+            i++; /* a space separates words and nothing else */
+            continue;
+        }
         utf8proc_int32_t cp;
         utf8proc_ssize_t n = decode(text, len, i, &cp);
         if (!is_word_cp(cp)) {
@@ -427,6 +501,10 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         size_t start = i;
         bool digit_start = is_digit_byte((unsigned char)text[i]);
         while (i < len) {
+            if ((unsigned char)text[i] < 0x80 && ASCII_WORD[(unsigned char)text[i]]) {
+                i++; /* an ASCII letter or digit: what decode and is_word_cp say */
+                continue;
+            }
             n = decode(text, len, i, &cp);
             if (is_word_cp(cp)) {
                 i += (size_t)n;
@@ -459,7 +537,8 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
         }
         token_t *t = &v[out->n];
         size_t nl = 0;
-        char *norm = normalize_word(a, text + start, i - start, &nl);
+        uint32_t h = 0;
+        char *norm = normalize_word_hash(a, text + start, i - start, &nl, &h);
         if (!norm)
             return false;
         int listed = listed_flags(norm, nl);
@@ -487,7 +566,7 @@ bool text_tokenize(arena_t *a, stemmer_box_t *st, const char *text, size_t len, 
             para_pending = false;
         }
         if (st && !digit_start) {
-            if (!stem_word(a, st, norm, nl, &t->stem, &t->stem_len))
+            if (!stem_word(a, st, norm, nl, h, &t->stem, &t->stem_len))
                 return false;
         } else {
             t->stem = norm;
