@@ -22,11 +22,14 @@ def poison_job(attempt, job_id, ttr_ms=300):
 class WorkerLossTest(scl.ClusterTest):
 
     def test_requeues_jobs_of_killed_worker_with_attempt_raised(self):
-        c = self.cluster(workers=0, broker_args=("--heartbeat", "200"))
+        # Heartbeats of 500 ms (liveness 1.5 s): short enough to show the
+        # recovery below, long enough that a healthy worker on a busy machine
+        # is not taken for lost (which would deliver its job a third time).
+        c = self.cluster(workers=0, broker_args=("--heartbeat", "500"))
         attempt = scl.load_attempt(scl.attempt_files()[0])
         # A worker that holds its jobs for a long time, then dies holding them.
         doomed = c.start_worker("--fault-match", "held", "--fault-delay-ms", "60000",
-                                "--heartbeat", "200", credit=4)
+                                "--heartbeat", "500", credit=4)
         client = c.client()
         jobs = [scl.job_from_attempt(attempt, scl.unique("held")) for _ in range(4)]
         got = client.submit(jobs, timeout=10, wait_results=False)
@@ -36,14 +39,14 @@ class WorkerLossTest(scl.ClusterTest):
         doomed.wait(5)
         killed_at = time.monotonic()
         # A healthy worker (the fault does not match its jobs) takes over.
-        c.start_worker("--heartbeat", "200", "--fault-match", "never-matches")
+        c.start_worker("--heartbeat", "500", "--fault-match", "never-matches")
         got = client.collect([j["job_id"] for j in jobs], timeout=20)
         recovered = time.monotonic() - killed_at
         for j in jobs:
             body = got.result(j["job_id"]).body
             self.assertEqual(body["status"], "ok", scl.brief(body))
             self.assertEqual(body["attempt"], 2, "a redelivered job carries attempt 2")
-        # liveness is 3 x 200 ms here: recovery well within a few seconds
+        # liveness is 3 x 500 ms here: recovery well within a few seconds
         self.assertLess(recovered, 5.0, "jobs of a dead worker took %.1f s to come back" % recovered)
         # noticed by its closed connection (gone) or by its silence (lost)
         log = c.broker.log()
