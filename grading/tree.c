@@ -429,23 +429,10 @@ static wpos_t str_at(tbuf_t *b, wpos_t w, const char *s, size_t n)
     return w;
 }
 
-static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n);
+static wpos_t pack_rest_at(tbuf_t *b, wpos_t w, const tnode_t *n);
 
-/* A child value: inline when small. */
-static inline wpos_t kid_at(tbuf_t *b, wpos_t w, const tnode_t *v)
-{
-    w = wroom(b, w, SMALL_MAX);
-    if (!w.p)
-        return w;
-    uint8_t *q = small_at(w.p, v);
-    if (q) {
-        w.p = q;
-        return w;
-    }
-    return pack_at(b, w, v);
-}
-
-static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n)
+/* Pack a value: small ones inline at the call site, the rest below. */
+static inline wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n)
 {
     w = wroom(b, w, SMALL_MAX);
     if (!w.p)
@@ -455,13 +442,19 @@ static wpos_t pack_at(tbuf_t *b, wpos_t w, const tnode_t *n)
         w.p = q;
         return w;
     }
+    return pack_rest_at(b, w, n);
+}
+
+/* A value small_at did not take, with SMALL_MAX bytes of room at w. */
+static wpos_t pack_rest_at(tbuf_t *b, wpos_t w, const tnode_t *n)
+{
     switch (n->kind) {
     case T_STR:
         return str_at(b, w, n->s, n->len);
     case T_ARR:
         w.p += len_at(w.p, 0x90, 15, -1, 0xdc, n->n);
         for (size_t i = 0; i < n->n && w.p; i++)
-            w = kid_at(b, w, n->kids[i]);
+            w = pack_at(b, w, n->kids[i]);
         return w;
     case T_MAP:
         w.p += len_at(w.p, 0x80, 15, -1, 0xde, n->n);
