@@ -203,27 +203,28 @@ static inline bool bytes_equal(const char *a, const char *b, size_t n)
     return true;
 }
 
-/* The first letters of the listed words, by length (bit c - 'a'): most
- * words are turned away by their first letter. */
-#define FL(c) (1u << ((c) - 'a'))
-static const uint32_t LISTED_FIRST[10] = {
-    [2] = FL('n'),
-    [3] = FL('n') | FL('b') | FL('y'),
-    [4] = FL('d') | FL('c') | FL('w') | FL('i') | FL('n'),
-    [5] = FL('n') | FL('c') | FL('d') | FL('w') | FL('i') | FL('m') | FL('g'),
-    [6] = FL('c') | FL('a') | FL('w') | FL('d') | FL('h') | FL('n') | FL('u') | FL('t'),
-    [7] = FL('w') | FL('d') | FL('h') | FL('n') | FL('p'),
-    [8] = FL('w') | FL('c') | FL('p') | FL('s') | FL('a'),
-    [9] = FL('s') | FL('h'),
-};
-#undef FL
+/* The first letters of the listed words, by length (bit c - 'a'), made
+ * once from the lists (whose words all start with a letter a-z): most words
+ * are turned away by their first letter. */
+static uint32_t listed_first[sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0]];
+static pthread_once_t listed_once = PTHREAD_ONCE_INIT;
+
+static void listed_first_init(void)
+{
+    for (size_t n = 0; n < sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0]; n++)
+        for (const listed_word_t *l = LISTED_BY_LEN[n]; l && l->w; l++) {
+            unsigned f = (unsigned)(unsigned char)l->w[0] - 'a';
+            listed_first[n] |= f < 26 ? 1u << f : 0;
+        }
+}
 
 static int listed_flags(const char *w, size_t n)
 {
     if (n >= sizeof LISTED_BY_LEN / sizeof LISTED_BY_LEN[0] || !LISTED_BY_LEN[n])
         return 0;
+    pthread_once(&listed_once, listed_first_init);
     unsigned f = (unsigned)(unsigned char)w[0] - 'a';
-    if (f >= 26 || !(LISTED_FIRST[n] >> f & 1))
+    if (f >= 26 || !(listed_first[n] >> f & 1))
         return 0;
     for (const listed_word_t *l = LISTED_BY_LEN[n]; l->w; l++)
         if (l->w[0] == w[0] && bytes_equal(l->w, w, n))
