@@ -21,26 +21,25 @@ static inline int key_cmp(const tkey_t *a, const tkey_t *b)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-/* a[0..n) == b[0..n): keys of 4 to 16 bytes (nearly all) in two
- * overlapping loads from each, without a call. */
+/* a[0..n) == b[0..n) for w <= n <= 2w (w = 4 or 8): the first and the last
+ * w bytes of each, two overlapping loads; w is a constant once inlined. */
+static inline bool ends_eq(const char *a, const char *b, size_t n, size_t w)
+{
+    uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    memcpy(&a0, a, w);
+    memcpy(&a1, a + n - w, w);
+    memcpy(&b0, b, w);
+    memcpy(&b1, b + n - w, w);
+    return a0 == b0 && a1 == b1;
+}
+
+/* a[0..n) == b[0..n): keys of 4 to 16 bytes (nearly all) without a call. */
 static inline bool bytes_eq(const char *a, const char *b, size_t n)
 {
-    if (n >= 8 && n <= 16) {
-        uint64_t a0, a1, b0, b1;
-        memcpy(&a0, a, 8);
-        memcpy(&a1, a + n - 8, 8);
-        memcpy(&b0, b, 8);
-        memcpy(&b1, b + n - 8, 8);
-        return a0 == b0 && a1 == b1;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t a0, a1, b0, b1;
-        memcpy(&a0, a, 4);
-        memcpy(&a1, a + n - 4, 4);
-        memcpy(&b0, b, 4);
-        memcpy(&b1, b + n - 4, 4);
-        return a0 == b0 && a1 == b1;
-    }
+    if (n >= 8 && n <= 16)
+        return ends_eq(a, b, n, 8);
+    if (n >= 4 && n < 8)
+        return ends_eq(a, b, n, 4);
     return memcmp(a, b, n) == 0;
 }
 
